@@ -1,0 +1,285 @@
+"""The backward pass: iterative, over functions in reverse topological order.
+
+Graph: a Tensor made by an op has ``creator`` (a ``Function``) and ``_out_idx``.
+Each function holds ``next_edges``: per input, ``(creator, out_idx)`` for a
+non-leaf, ``(leaf_tensor, -1)`` for a leaf that requires grad, or None. The pass
+orders the reachable functions with an explicit-stack depth-first search (no
+recursion, so graphs of any depth work), then walks them root first, each one
+receiving the summed gradients of all its consumers before it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from labkit.backends.registry import backends
+from labkit.core.function import Function, _check_finite
+from labkit.core.mode import Mode, _MODE, get_mode
+from labkit.core.tensor import Tensor
+
+
+def _topo_order(roots: list[Function]) -> list[Function]:
+    """Functions reachable from roots, each after all of its consumers (reverse post-order)."""
+    order: list[Function] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack: list[tuple[Function, int]] = [(root, 0)]
+        while stack:
+            fn, i = stack[-1]
+            edges = fn.next_edges
+            while i < len(edges):
+                e = edges[i]
+                i += 1
+                if e is not None and e[1] >= 0 and id(e[0]) not in seen:
+                    seen.add(id(e[0]))
+                    stack[-1] = (fn, i)
+                    stack.append((e[0], 0))
+                    break
+            else:
+                stack.pop()
+                order.append(fn)
+    order.reverse()
+    return order
+
+
+def _root_grad(t: Tensor, g: Any) -> Tensor:
+    if g is None:
+        if t.data.size != 1:
+            raise RuntimeError(
+                f"backward: grad can be implicitly created only for a tensor with one element, got shape {t.shape}; "
+                "pass grad= with the same shape"
+            )
+        xp = backends.for_array(t.data).xp
+        return Tensor._wrap(xp.ones(t.data.shape, dtype=t.data.dtype))
+    if not isinstance(g, Tensor):
+        g = Tensor(g, dtype=t.dtype, device=t.device)
+    if g.shape != t.shape:
+        raise ValueError(f"backward: grad has shape {g.shape}, expected the output's shape {t.shape}")
+    return g
+
+
+def _run_backward(
+    outputs: Sequence[Tensor],
+    grad_outputs: Sequence[Any],
+    retain_graph: bool,
+    create_graph: bool,
+    targets: Sequence[Tensor] | None,
+) -> list[Tensor | None] | None:
+    """Shared engine of ``Tensor.backward`` and ``labkit.grad``.
+
+    With ``targets`` None, leaf gradients are accumulated into ``.grad``; otherwise
+    the gradients of ``targets`` are returned and no ``.grad`` is touched.
+    """
+    roots: list[Function] = []
+    pending: dict[int, list[Any]] = {}  # id(fn) -> per-output grad sums
+    leaf_grads: dict[int, list[Any]] = {}  # id(leaf) -> [leaf, grad]
+    for t, g in zip(outputs, grad_outputs):
+        if not t.requires_grad:
+            raise RuntimeError(
+                "backward: element 0 of outputs does not require grad and has no creator; "
+                "did you compute it under no_grad() or from tensors without requires_grad=True?"
+            )
+        g = _root_grad(t, g)
+        if t.creator is None:
+            _add_leaf(leaf_grads, t, g)
+            continue
+        fn = t.creator
+        if fn._saved is None and not fn.next_edges:
+            raise RuntimeError(
+                f"backward: trying to backward through the graph a second time ({fn.op_name} was already freed); "
+                "pass retain_graph=True to the first backward() if you need to call it again"
+            )
+        buf = pending.setdefault(id(fn), [None] * fn._n_out)
+        buf[t._out_idx] = g if buf[t._out_idx] is None else buf[t._out_idx] + g
+        roots.append(fn)
+
+    # what labkit.grad asks for: leaves by id, non-leaf outputs by (id(fn), idx)
+    want_leaf: dict[int, int] = {}
+    want_node: dict[tuple[int, int], int] = {}
+    results: list[Any] = []
+    if targets is not None:
+        for k, x in enumerate(targets):
+            if not x.requires_grad:
+                raise RuntimeError(f"grad: input {k} does not require grad")
+            if x.creator is None:
+                want_leaf[id(x)] = k
+            else:
+                want_node[(id(x.creator), x._out_idx)] = k
+        results = [None] * len(targets)
+
+    order = _topo_order(roots)
+    if targets is not None:
+        order = _prune(order, want_leaf, want_node)
+
+    mode = get_mode()
+    token = _MODE.set(Mode(grad_enabled=create_graph, anomaly=mode.anomaly))
+    try:
+        for fn in order:
+            buf = pending.pop(id(fn), None)
+            if buf is None:
+                continue  # reached only through pruned paths
+            if fn._saved is None and not fn.next_edges:
+                raise RuntimeError(
+                    f"backward: trying to backward through the graph a second time ({fn.op_name} was already freed); "
+                    "pass retain_graph=True to the first backward() if you need to call it again"
+                )
+            if fn._n_out > 1 and any(g is None for g in buf):
+                buf = [_zeros_like_meta(fn, i) if g is None else g for i, g in enumerate(buf)]
+            if fn._hooks:
+                for i, hooks in fn._hooks.items():
+                    for hook in list(hooks):
+                        r = hook(buf[i])
+                        if r is not None:
+                            buf[i] = r
+            if want_node:
+                for i in range(fn._n_out):
+                    k = want_node.get((id(fn), i))
+                    if k is not None:
+                        results[k] = buf[i]
+            gxs = fn.backward(*buf)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            edges = fn.next_edges
+            if len(gxs) != len(edges):
+                raise RuntimeError(f"{fn.op_name}.backward returned {len(gxs)} gradients for {len(edges)} inputs")
+            if mode.anomaly:
+                _check_finite(fn.op_name, "backward", tuple(g.data if g is not None else None for g in gxs))
+            if not retain_graph:
+                fn.release()
+            for e, gx in zip(edges, gxs):
+                if e is None or gx is None:
+                    continue
+                node, idx = e
+                if idx < 0:
+                    _add_leaf(leaf_grads, node, gx)
+                else:
+                    nbuf = pending.get(id(node))
+                    if nbuf is None:
+                        nbuf = pending[id(node)] = [None] * node._n_out
+                    nbuf[idx] = gx if nbuf[idx] is None else nbuf[idx] + gx
+    finally:
+        _MODE.reset(token)
+
+    if targets is not None:
+        for leaf, g in leaf_grads.values():
+            k = want_leaf.get(id(leaf))
+            if k is not None:
+                results[k] = _run_leaf_hooks(leaf, g)
+        return results
+
+    token = _MODE.set(Mode(grad_enabled=create_graph, anomaly=mode.anomaly))
+    try:
+        assigned: set[int] = set()
+        for leaf, g in leaf_grads.values():
+            g = _run_leaf_hooks(leaf, g)
+            if g.data.dtype != leaf.data.dtype:
+                g = Tensor._wrap(g.data.astype(leaf.data.dtype))
+            if leaf.grad is None:
+                if not create_graph:
+                    # keep each leaf's .grad its own memory: in-place updates of one
+                    # (clip_grad_norm_) must not change another that shares a gradient
+                    base = g.data if g.data.base is None else g.data.base
+                    if id(base) in assigned or g.data.base is not None:
+                        g = Tensor._wrap(g.data.copy())
+                    assigned.add(id(g.data))
+                leaf.grad = g
+            elif create_graph:
+                leaf.grad = leaf.grad + g
+            else:
+                leaf.grad = Tensor._wrap(leaf.grad.data + g.data)
+    finally:
+        _MODE.reset(token)
+    return None
+
+
+def _add_leaf(leaf_grads: dict[int, list[Any]], leaf: Tensor, g: Tensor) -> None:
+    entry = leaf_grads.get(id(leaf))
+    if entry is None:
+        leaf_grads[id(leaf)] = [leaf, g]
+    else:
+        entry[1] = entry[1] + g
+
+
+def _run_leaf_hooks(leaf: Tensor, g: Tensor) -> Tensor:
+    if leaf._hooks:
+        for hook in list(leaf._hooks):
+            r = hook(g)
+            if r is not None:
+                g = r
+    return g
+
+
+def _zeros_like_meta(fn: Function, i: int) -> Tensor:
+    shape, dtype = fn._out_meta[i]
+    xp = backends.for_array(_first_array(fn)).xp if _first_array(fn) is not None else None
+    import numpy
+
+    xp = xp or numpy
+    return Tensor._wrap(xp.zeros(shape, dtype=dtype))
+
+
+def _first_array(fn: Function) -> Any:
+    for item in fn._saved or ():
+        if isinstance(item, Tensor):
+            return item.data
+    return None
+
+
+def _prune(order: list[Function], want_leaf: dict[int, int], want_node: dict[tuple[int, int], int]) -> list[Function]:
+    """Keep only functions on a path to a wanted tensor (order is consumers first)."""
+    useful: set[int] = set()
+    for fn in reversed(order):  # producers first
+        if any((id(fn), i) in want_node for i in range(fn._n_out)):
+            useful.add(id(fn))
+            continue
+        for e in fn.next_edges:
+            if e is None:
+                continue
+            node, idx = e
+            if (idx < 0 and id(node) in want_leaf) or (idx >= 0 and id(node) in useful):
+                useful.add(id(fn))
+                break
+    return [fn for fn in order if id(fn) in useful]
+
+
+def backward(tensor: Tensor, grad: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+    """Compute gradients of ``tensor`` and accumulate them into the leaves' ``.grad``."""
+    _run_backward([tensor], [grad], retain_graph or create_graph, create_graph, None)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned rather than accumulated.
+
+    With ``create_graph=True`` the result is itself differentiable (gradient
+    penalties, Hessian-vector products).
+    """
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        gouts: list[Any] = [None] * len(outs)
+    elif isinstance(grad_outputs, Tensor):
+        gouts = [grad_outputs]
+    else:
+        gouts = list(grad_outputs)
+    if len(gouts) != len(outs):
+        raise ValueError(f"grad: got {len(gouts)} grad_outputs for {len(outs)} outputs")
+    keep = create_graph if retain_graph is None else retain_graph
+    res = _run_backward(outs, gouts, keep, create_graph, ins)
+    assert res is not None
+    for k, r in enumerate(res):
+        if r is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {k} was not used to compute the outputs; pass allow_unused=True to get None for it"
+            )
+    return tuple(res)

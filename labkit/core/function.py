@@ -1,0 +1,187 @@
+"""``Function``: the base of every differentiable op, built-in or from a plugin.
+
+An op subclasses ``Function``, takes its non-tensor arguments in ``__init__``,
+computes ``forward(*arrays)`` on raw backend arrays and ``backward(*grads)`` with
+labkit ops on Tensors (so one body serves every backend and double backward
+works). ``forward`` calls ``self.save_for_backward(...)`` with exactly the arrays
+that ``backward`` needs; an array that is one of the op's inputs or outputs comes
+back in ``self.saved_tensors`` as that Tensor, so gradients flow through it when
+``create_graph=True``.
+
+A backend may register a faster kernel for an op (``Function.register_kernel``):
+it replaces ``forward`` for arrays of that backend without editing the op.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from labkit.backends.registry import backends
+from labkit.core.mode import get_mode
+from labkit.core.tensor import Tensor
+
+_OUT = object()  # marker in saved slots: an output of this function
+
+
+class Function:
+    """Base class of differentiable ops. See the module docstring for the contract."""
+
+    # backend name -> replacement forward, filled by register_kernel
+    _kernels: ClassVar[dict[str, Callable[..., Any]]] = {}
+    #: name used in error messages; defaults to the lowercase class name
+    op_name: ClassVar[str] = ""
+
+    # instance state set by __call__ (not __slots__: subclasses keep their own params)
+    next_edges: tuple[Any, ...]
+    needs_input_grad: tuple[bool, ...]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._kernels = {}
+        if not cls.__dict__.get("op_name"):
+            cls.op_name = cls.__name__.lower()
+
+    # ---- the op author's API -------------------------------------------------
+
+    def forward(self, *xs: Any) -> Any:
+        """Compute outputs from raw arrays; return one array or a tuple of arrays."""
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, *gys: Tensor) -> Tensor | None | tuple[Tensor | None, ...]:
+        """Gradients of the inputs from gradients of the outputs, written with labkit ops."""
+        raise NotImplementedError(f"{self.op_name}: backward is not defined (the op is not differentiable)")
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        """Keep these arrays (inputs, outputs or new arrays) for ``backward``."""
+        self._to_save = arrays
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError(
+                f"{self.op_name}: trying to backward through the graph a second time; "
+                "its saved tensors were freed after the first backward. "
+                "Pass retain_graph=True to the first backward() if you need to call it again."
+            )
+        out = []
+        for item in saved:
+            if type(item) is tuple and len(item) == 3 and item[0] is _OUT:
+                ref, array = item[1], item[2]
+                t = ref() if ref is not None else None
+                out.append(t if t is not None else Tensor._wrap(array))
+            elif item is None or isinstance(item, Tensor):
+                out.append(item)
+            else:
+                out.append(Tensor._wrap(item))
+        return tuple(out)
+
+    @classmethod
+    def register_kernel(cls, backend: str, forward: Callable[..., Any]) -> None:
+        """Use ``forward(self, *arrays)`` instead of ``cls.forward`` for arrays of ``backend``."""
+        cls._kernels[backend] = forward
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Any:
+        """PyTorch-style entry point: ``MyOp.apply(x, y, alpha=2.0)``."""
+        return cls(**params)(*inputs)
+
+    # ---- running it ------------------------------------------------------------
+
+    def __call__(self, *inputs: Any) -> Any:
+        arrays = []
+        first = None
+        for x in inputs:
+            if isinstance(x, Tensor):
+                a = x.data
+            else:
+                raise TypeError(
+                    f"{self.op_name}: expected Tensor inputs, got {type(x).__name__}; "
+                    "wrap arrays with labkit.tensor(...)"
+                )
+            if first is None:
+                first = a
+            elif type(a) is not type(first):
+                _device_mismatch(self.op_name, inputs)
+            arrays.append(a)
+        backend = backends.for_array(first) if first is not None else None
+        if backend is not None and backend.device_type != "cpu":
+            devs = {str(backend.device_of(a)) for a in arrays}
+            if len(devs) > 1:
+                _device_mismatch(self.op_name, inputs)
+
+        mode = get_mode()
+        requires = mode.grad_enabled and any(x.requires_grad for x in inputs)
+        self.needs_input_grad = tuple(x.requires_grad for x in inputs) if requires else (False,) * len(inputs)
+        self._to_save = ()
+        kernel = self._kernels.get(backend.name) if (self._kernels and backend is not None) else None
+        ys = kernel(self, *arrays) if kernel is not None else self.forward(*arrays)
+        single = not isinstance(ys, tuple)
+        if single:
+            ys = (ys,)
+        if mode.anomaly:
+            _check_finite(self.op_name, "forward", ys)
+
+        if not requires:
+            self._to_save = ()
+            outs = tuple(Tensor._wrap(y) for y in ys)
+            return outs[0] if single else outs
+
+        self.next_edges = tuple(
+            (x.creator, x._out_idx) if x.creator is not None else ((x, -1) if x.requires_grad else None)
+            for x in inputs
+        )
+        self._hooks = None
+        outs = tuple(Tensor._node(y, self, i) for i, y in enumerate(ys))
+        self._n_out = len(ys)
+        if len(ys) > 1:
+            self._out_meta = tuple((y.shape, y.dtype) for y in ys)
+        self._saved = self._resolve_saved(arrays, inputs, ys, outs)
+        self._to_save = ()
+        return outs[0] if single else outs
+
+    def _resolve_saved(self, arrays: list[Any], inputs: tuple[Tensor, ...], ys: tuple[Any, ...], outs: tuple[Tensor, ...]) -> tuple[Any, ...]:
+        saved = []
+        for item in self._to_save:
+            if item is None or isinstance(item, Tensor):
+                saved.append(item)
+                continue
+            for a, x in zip(arrays, inputs):
+                if item is a:
+                    saved.append(x)
+                    break
+            else:
+                for y, t in zip(ys, outs):
+                    if item is y:
+                        saved.append((_OUT, weakref.ref(t), y))
+                        break
+                else:
+                    saved.append(item)
+        return tuple(saved)
+
+    def release(self) -> None:
+        """Free saved arrays and graph edges (after a backward without retain_graph)."""
+        self._saved = None
+        self.next_edges = ()
+        self._hooks = None
+
+    def __repr__(self) -> str:
+        return f"<{self.op_name} backward>"
+
+
+def _device_mismatch(op: str, inputs: tuple[Any, ...]) -> None:
+    devices = ", ".join(f"input {i} on {t.device}" for i, t in enumerate(inputs))
+    raise ValueError(f"{op}: all inputs must be on the same device, got {devices}")
+
+
+def _check_finite(op: str, phase: str, arrays: tuple[Any, ...]) -> None:
+    for i, a in enumerate(arrays):
+        if a is None:
+            continue
+        xp = backends.for_array(a).xp
+        if a.dtype.kind in "fc" and not bool(xp.isfinite(a).all()):
+            raise FloatingPointError(
+                f"anomaly detected: {op} {phase} produced NaN or inf in output {i} (shape {tuple(a.shape)})"
+            )

@@ -1,0 +1,65 @@
+"""``labkit.functional`` (imported as ``F``): every op as a function.
+
+The ops live one family per module in ``labkit.ops``; this module gathers them,
+registers each with the plugin registry (owner ``labkit``, the same API plugins
+use), and gives Tensor its operators and methods.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from labkit.core.function import Function
+from labkit.ops import (
+    activation,
+    arith,
+    broadcast,
+    conv,
+    index,
+    linalg,
+    loss,
+    math,
+    methods,
+    nn,
+    norm,
+    pool,
+    reduce,
+    shape,
+    transfer,
+)
+from labkit.ops.activation import *  # noqa: F403
+from labkit.ops.arith import add, div, mul, neg, pow, rdiv, rpow, rsub, sub  # noqa: A004
+from labkit.ops.broadcast import broadcast_to, expand, sum_to
+from labkit.ops.conv import *  # noqa: F403
+from labkit.ops.index import *  # noqa: F403
+from labkit.ops.linalg import *  # noqa: F403
+from labkit.ops.loss import *  # noqa: F403
+from labkit.ops.math import *  # noqa: F403
+from labkit.ops.nn import *  # noqa: F403
+from labkit.ops.norm import *  # noqa: F403
+from labkit.ops.pool import *  # noqa: F403
+from labkit.ops.reduce import *  # noqa: F403
+from labkit.ops.shape import *  # noqa: F403
+from labkit.ops.transfer import astype, to_device
+from labkit.plugins.registry import registry
+
+FAMILIES = (arith, broadcast, transfer, math, activation, reduce, shape, index, linalg, loss, nn, conv, pool, norm)
+
+__all__ = sorted(
+    {"add", "sub", "mul", "div", "pow", "neg", "rsub", "rdiv", "rpow", "broadcast_to", "expand", "sum_to", "astype", "to_device"}
+    | {name for fam in FAMILIES for name in getattr(fam, "__all__", ())}
+)
+
+
+def _register_builtins() -> None:
+    g = globals()
+    for name in __all__:
+        registry.register("op", name, g[name], owner="labkit")
+    for fam in FAMILIES:
+        for _, cls in inspect.getmembers(fam, inspect.isclass):
+            if issubclass(cls, Function) and cls.__module__ == fam.__name__ and not cls.__name__.startswith("_"):
+                registry.register("function", cls.__name__.lower(), cls, owner="labkit")
+
+
+_register_builtins()
+MISSING_METHODS = methods.install(__import__(__name__, fromlist=["_"]))

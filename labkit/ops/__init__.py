@@ -1,0 +1,1 @@
+"""Op families, one module each. ``labkit.functional`` is the user-facing namespace."""

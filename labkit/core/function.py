@@ -15,14 +15,19 @@ it replaces ``forward`` for arrays of that backend without editing the op.
 from __future__ import annotations
 
 import weakref
+
+import numpy as np
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from labkit.backends.registry import backends
-from labkit.core.mode import get_mode
+from labkit.core.mode import get_mode as _get_mode
 from labkit.core.tensor import Tensor
 
 _OUT = object()  # marker in saved slots: an output of this function
+_ndarray = np.ndarray
+_wrap = Tensor._wrap
+_node = Tensor._node
 
 
 class Function:
@@ -33,6 +38,7 @@ class Function:
     #: name used in error messages; defaults to the lowercase class name
     op_name: ClassVar[str] = ""
 
+    _to_save: tuple[Any, ...] = ()
     # instance state set by __call__ (not __slots__: subclasses keep their own params)
     next_edges: tuple[Any, ...]
     needs_input_grad: tuple[bool, ...]
@@ -91,56 +97,77 @@ class Function:
     # ---- running it ------------------------------------------------------------
 
     def __call__(self, *inputs: Any) -> Any:
-        arrays = []
-        first = None
-        for x in inputs:
-            if isinstance(x, Tensor):
-                a = x.data
+        # The hot path of every op: kept flat and special-cased for one and two inputs.
+        try:
+            if len(inputs) == 1:
+                arrays: tuple[Any, ...] = (inputs[0].data,)
+                any_grad = inputs[0].requires_grad
+            elif len(inputs) == 2:
+                x0, x1 = inputs
+                arrays = (x0.data, x1.data)
+                any_grad = x0.requires_grad or x1.requires_grad
             else:
-                raise TypeError(
-                    f"{self.op_name}: expected Tensor inputs, got {type(x).__name__}; "
-                    "wrap arrays with labkit.tensor(...)"
-                )
-            if first is None:
-                first = a
-            elif type(a) is not type(first):
-                _device_mismatch(self.op_name, inputs)
-            arrays.append(a)
-        backend = backends.for_array(first) if first is not None else None
-        if backend is not None and backend.device_type != "cpu":
-            devs = {str(backend.device_of(a)) for a in arrays}
-            if len(devs) > 1:
+                arrays = tuple([x.data for x in inputs])
+                any_grad = any([x.requires_grad for x in inputs])
+        except AttributeError:
+            bad = next(x for x in inputs if not isinstance(x, Tensor))
+            raise TypeError(
+                f"{self.op_name}: expected Tensor inputs, got {type(bad).__name__}; wrap arrays with labkit.tensor(...)"
+            ) from None
+        first = arrays[0] if arrays else None
+        if type(first) is not _ndarray or self._kernels:
+            backend = self._check_devices(arrays, inputs)
+        for a in arrays[1:]:
+            if type(a) is not type(first):
                 _device_mismatch(self.op_name, inputs)
 
-        mode = get_mode()
-        requires = mode.grad_enabled and any(x.requires_grad for x in inputs)
-        self.needs_input_grad = tuple(x.requires_grad for x in inputs) if requires else (False,) * len(inputs)
-        self._to_save = ()
-        kernel = self._kernels.get(backend.name) if (self._kernels and backend is not None) else None
+        mode = _get_mode()
+        requires = any_grad and mode.grad_enabled
+        if requires:
+            self.needs_input_grad = tuple([x.requires_grad for x in inputs])
+        else:
+            self.needs_input_grad = (False,) * len(inputs)
+        kernel = self._kernels.get(backend.name) if self._kernels else None
         ys = kernel(self, *arrays) if kernel is not None else self.forward(*arrays)
-        single = not isinstance(ys, tuple)
-        if single:
-            ys = (ys,)
         if mode.anomaly:
-            _check_finite(self.op_name, "forward", ys)
+            _check_finite(self.op_name, "forward", ys if isinstance(ys, tuple) else (ys,))
 
         if not requires:
             self._to_save = ()
-            outs = tuple(Tensor._wrap(y) for y in ys)
-            return outs[0] if single else outs
+            if isinstance(ys, tuple):
+                return tuple([_wrap(y) for y in ys])
+            return _wrap(ys)
 
         self.next_edges = tuple(
-            (x.creator, x._out_idx) if x.creator is not None else ((x, -1) if x.requires_grad else None)
-            for x in inputs
+            [
+                (x.creator, x._out_idx) if x.creator is not None else ((x, -1) if x.requires_grad else None)
+                for x in inputs
+            ]
         )
         self._hooks = None
-        outs = tuple(Tensor._node(y, self, i) for i, y in enumerate(ys))
-        self._n_out = len(ys)
-        if len(ys) > 1:
-            self._out_meta = tuple((y.shape, y.dtype) for y in ys)
-        self._saved = self._resolve_saved(arrays, inputs, ys, outs)
+        if isinstance(ys, tuple):
+            outs = tuple([_node(y, self, i) for i, y in enumerate(ys)])
+            self._n_out = len(ys)
+            self._out_meta = tuple([(y.shape, y.dtype) for y in ys])
+            self._saved = self._resolve_saved(arrays, inputs, ys, outs) if self._to_save else ()
+            self._to_save = ()
+            return outs
+        out = _node(ys, self, 0)
+        self._n_out = 1
+        self._saved = self._resolve_saved(arrays, inputs, (ys,), (out,)) if self._to_save else ()
         self._to_save = ()
-        return outs[0] if single else outs
+        return out
+
+    def _check_devices(self, arrays: tuple[Any, ...], inputs: tuple[Any, ...]) -> Any:
+        """The backend of the arrays; raises if they live on different devices."""
+        if not arrays:
+            return None
+        backend = backends.for_array(arrays[0])
+        if backend.device_type != "cpu" and len(arrays) > 1:
+            devs = {str(backend.device_of(a)) for a in arrays if type(a) is type(arrays[0])}
+            if len(devs) > 1:
+                _device_mismatch(self.op_name, inputs)
+        return backend
 
     def _resolve_saved(self, arrays: list[Any], inputs: tuple[Tensor, ...], ys: tuple[Any, ...], outs: tuple[Tensor, ...]) -> tuple[Any, ...]:
         saved = []

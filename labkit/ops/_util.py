@@ -35,6 +35,8 @@ def operand(value: Any, like: Tensor, op: str) -> Tensor:
 
 def operands(x0: Any, x1: Any, op: str) -> tuple[Tensor, Tensor]:
     """Two operands of a binary op as Tensors; the non-Tensor one follows the Tensor's dtype."""
+    if type(x0) is Tensor and type(x1) is Tensor and x0.data.dtype is x1.data.dtype:
+        return x0, x1  # the common case, kept cheap
     if isinstance(x0, Tensor):
         x1 = operand(x1, x0, op)
     elif isinstance(x1, Tensor):

@@ -12,11 +12,12 @@ from labkit.ops.broadcast import sum_to
 
 class _Binary(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
-        s0, s1 = x0.shape, x1.shape
-        if s0 != s1:
-            broadcast_shapes(s0, s1, self.op_name)
-        self.shapes = (s0, s1)
-        return self._compute(x0, x1)
+        self.shapes = (x0.shape, x1.shape)
+        try:
+            return self._compute(x0, x1)
+        except ValueError:
+            broadcast_shapes(x0.shape, x1.shape, self.op_name)  # raises the clear message
+            raise
 
     def _compute(self, x0: Any, x1: Any) -> Any:
         raise NotImplementedError

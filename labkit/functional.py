@@ -7,29 +7,14 @@ use), and gives Tensor its operators and methods.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 from labkit.core.function import Function
-from labkit.ops import (
-    activation,
-    arith,
-    broadcast,
-    conv,
-    index,
-    linalg,
-    loss,
-    math,
-    methods,
-    nn,
-    norm,
-    pool,
-    reduce,
-    shape,
-    transfer,
-)
+from labkit.ops import methods as _methods
 from labkit.ops.activation import *  # noqa: F403
-from labkit.ops.arith import add, div, mul, neg, pow, rdiv, rpow, rsub, sub  # noqa: A004
-from labkit.ops.broadcast import broadcast_to, expand, sum_to
+from labkit.ops.arith import *  # noqa: F403
+from labkit.ops.broadcast import *  # noqa: F403
 from labkit.ops.conv import *  # noqa: F403
 from labkit.ops.index import *  # noqa: F403
 from labkit.ops.linalg import *  # noqa: F403
@@ -37,18 +22,20 @@ from labkit.ops.loss import *  # noqa: F403
 from labkit.ops.math import *  # noqa: F403
 from labkit.ops.nn import *  # noqa: F403
 from labkit.ops.norm import *  # noqa: F403
+from labkit.ops.pad import *  # noqa: F403
 from labkit.ops.pool import *  # noqa: F403
 from labkit.ops.reduce import *  # noqa: F403
 from labkit.ops.shape import *  # noqa: F403
-from labkit.ops.transfer import astype, to_device
+from labkit.ops.transfer import *  # noqa: F403
 from labkit.plugins.registry import registry
 
-FAMILIES = (arith, broadcast, transfer, math, activation, reduce, shape, index, linalg, loss, nn, conv, pool, norm)
+FAMILY_NAMES = (
+    "arith", "broadcast", "transfer", "math", "activation", "reduce", "shape", "pad", "index", "linalg", "loss", "nn",
+    "conv", "pool", "norm",
+)  # fmt: skip
+FAMILIES = tuple(importlib.import_module(f"labkit.ops.{name}") for name in FAMILY_NAMES)
 
-__all__ = sorted(
-    {"add", "sub", "mul", "div", "pow", "neg", "rsub", "rdiv", "rpow", "broadcast_to", "expand", "sum_to", "astype", "to_device"}
-    | {name for fam in FAMILIES for name in getattr(fam, "__all__", ())}
-)
+__all__ = sorted({name for fam in FAMILIES for name in fam.__all__})
 
 
 def _register_builtins() -> None:
@@ -62,4 +49,4 @@ def _register_builtins() -> None:
 
 
 _register_builtins()
-MISSING_METHODS = methods.install(__import__(__name__, fromlist=["_"]))
+MISSING_METHODS = _methods.install(__import__(__name__, fromlist=["_"]))

@@ -19,6 +19,12 @@ from labkit.core.mode import Mode, _MODE, get_mode
 from labkit.core.tensor import Tensor
 
 
+_SECOND_TIME = (
+    "backward: trying to backward through the graph a second time ({op} was already freed); "
+    "pass retain_graph=True to the first backward() if you need to call it again"
+)
+
+
 def _topo_order(roots: list[Function]) -> list[Function]:
     """Functions reachable from roots, each after all of its consumers (reverse post-order)."""
     order: list[Function] = []
@@ -88,11 +94,8 @@ def _run_backward(
             _add_leaf(leaf_grads, t, g)
             continue
         fn = t.creator
-        if fn._saved is None and not fn.next_edges:
-            raise RuntimeError(
-                f"backward: trying to backward through the graph a second time ({fn.op_name} was already freed); "
-                "pass retain_graph=True to the first backward() if you need to call it again"
-            )
+        if fn._saved is None:
+            raise RuntimeError(_SECOND_TIME.format(op=fn.op_name))
         buf = pending.setdefault(id(fn), [None] * fn._n_out)
         buf[t._out_idx] = g if buf[t._out_idx] is None else buf[t._out_idx] + g
         roots.append(fn)
@@ -116,19 +119,23 @@ def _run_backward(
         order = _prune(order, want_leaf, want_node)
 
     mode = get_mode()
-    token = _MODE.set(Mode(grad_enabled=create_graph, anomaly=mode.anomaly))
+    anomaly = mode.anomaly
+    token = _MODE.set(Mode(grad_enabled=create_graph, anomaly=anomaly))
+    # gradient sums travel on the functions themselves (fn._gbuf): cheaper than a dict
+    for fn in roots:
+        if id(fn) in pending:
+            fn._gbuf = pending.pop(id(fn))
     try:
         for fn in order:
-            buf = pending.pop(id(fn), None)
+            buf = fn._gbuf
             if buf is None:
                 continue  # reached only through pruned paths
-            if fn._saved is None and not fn.next_edges:
-                raise RuntimeError(
-                    f"backward: trying to backward through the graph a second time ({fn.op_name} was already freed); "
-                    "pass retain_graph=True to the first backward() if you need to call it again"
-                )
-            if fn._n_out > 1 and any(g is None for g in buf):
-                buf = [_zeros_like_meta(fn, i) if g is None else g for i, g in enumerate(buf)]
+            fn._gbuf = None
+            if fn._saved is None:
+                raise RuntimeError(_SECOND_TIME.format(op=fn.op_name))
+            if fn._n_out > 1 and None in buf:
+                like = next(g for g in buf if g is not None)
+                buf = [_zeros_like_meta(fn, i, like) if g is None else g for i, g in enumerate(buf)]
             if fn._hooks:
                 for i, hooks in fn._hooks.items():
                     for hook in list(hooks):
@@ -140,16 +147,23 @@ def _run_backward(
                     k = want_node.get((id(fn), i))
                     if k is not None:
                         results[k] = buf[i]
-            gxs = fn.backward(*buf)
-            if not isinstance(gxs, tuple):
+            try:
+                gxs = fn.backward(*buf)
+            except FloatingPointError as exc:
+                if not anomaly:
+                    raise
+                raise FloatingPointError(f"anomaly detected: {fn.op_name} backward produced NaN or inf ({exc})") from None
+            if type(gxs) is not tuple:
                 gxs = (gxs,)
             edges = fn.next_edges
             if len(gxs) != len(edges):
                 raise RuntimeError(f"{fn.op_name}.backward returned {len(gxs)} gradients for {len(edges)} inputs")
-            if mode.anomaly:
+            if anomaly:
                 _check_finite(fn.op_name, "backward", tuple(g.data if g is not None else None for g in gxs))
             if not retain_graph:
-                fn.release()
+                fn._saved = None
+                fn.next_edges = ()
+                fn._hooks = None
             for e, gx in zip(edges, gxs):
                 if e is None or gx is None:
                     continue
@@ -157,12 +171,14 @@ def _run_backward(
                 if idx < 0:
                     _add_leaf(leaf_grads, node, gx)
                 else:
-                    nbuf = pending.get(id(node))
+                    nbuf = node._gbuf
                     if nbuf is None:
-                        nbuf = pending[id(node)] = [None] * node._n_out
+                        nbuf = node._gbuf = [None] * node._n_out
                     nbuf[idx] = gx if nbuf[idx] is None else nbuf[idx] + gx
     finally:
         _MODE.reset(token)
+        for fn in order:
+            fn._gbuf = None
 
     if targets is not None:
         for leaf, g in leaf_grads.values():
@@ -213,20 +229,11 @@ def _run_leaf_hooks(leaf: Tensor, g: Tensor) -> Tensor:
     return g
 
 
-def _zeros_like_meta(fn: Function, i: int) -> Tensor:
+def _zeros_like_meta(fn: Function, i: int, like: Tensor) -> Tensor:
+    """Zeros for an unused output of a multi-output function, on the device of ``like``."""
     shape, dtype = fn._out_meta[i]
-    xp = backends.for_array(_first_array(fn)).xp if _first_array(fn) is not None else None
-    import numpy
-
-    xp = xp or numpy
+    xp = backends.for_array(like.data).xp
     return Tensor._wrap(xp.zeros(shape, dtype=dtype))
-
-
-def _first_array(fn: Function) -> Any:
-    for item in fn._saved or ():
-        if isinstance(item, Tensor):
-            return item.data
-    return None
 
 
 def _prune(order: list[Function], want_leaf: dict[int, int], want_node: dict[tuple[int, int], int]) -> list[Function]:

@@ -39,6 +39,7 @@ class Function:
     op_name: ClassVar[str] = ""
 
     _to_save: tuple[Any, ...] = ()
+    _gbuf: list[Any] | None = None  # gradient sums while a backward pass runs
     # instance state set by __call__ (not __slots__: subclasses keep their own params)
     next_edges: tuple[Any, ...]
     needs_input_grad: tuple[bool, ...]
@@ -135,7 +136,9 @@ class Function:
         if not requires:
             self._to_save = ()
             if isinstance(ys, tuple):
-                return tuple([_wrap(y) for y in ys])
+                return tuple([_wrap(np.asarray(y) if isinstance(y, np.generic) else y) for y in ys])
+            if type(ys) is not _ndarray and isinstance(ys, np.generic):
+                ys = np.asarray(ys)
             return _wrap(ys)
 
         self.next_edges = tuple(
@@ -146,12 +149,15 @@ class Function:
         )
         self._hooks = None
         if isinstance(ys, tuple):
+            ys = tuple([np.asarray(y) if isinstance(y, np.generic) else y for y in ys])
             outs = tuple([_node(y, self, i) for i, y in enumerate(ys)])
             self._n_out = len(ys)
             self._out_meta = tuple([(y.shape, y.dtype) for y in ys])
             self._saved = self._resolve_saved(arrays, inputs, ys, outs) if self._to_save else ()
             self._to_save = ()
             return outs
+        if type(ys) is not _ndarray and isinstance(ys, np.generic):
+            ys = np.asarray(ys)  # numpy reductions return scalars; tensors hold arrays
         out = _node(ys, self, 0)
         self._n_out = 1
         self._saved = self._resolve_saved(arrays, inputs, (ys,), (out,)) if self._to_save else ()

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from labkit.core.function import Function
 
 
+_new = object.__new__
+
+
 class RemovableHandle:
     """Returned by ``register_hook``; ``remove()`` unregisters the hook."""
 
@@ -39,18 +42,20 @@ class Tensor:
     into its ``.grad``. Tensors made by ops on such tensors have a ``creator``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "_out_idx", "_hooks", "name", "__weakref__")
+    # Hot fields are slots; rarely set ones live in a lazily created __dict__ and read
+    # their class default until set, so making a tensor costs one to three stores.
+    __slots__ = ("data", "requires_grad", "creator", "__dict__", "__weakref__")
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+    grad: Tensor | None = None
+    _out_idx: int = 0
+    _hooks: list[Callable[..., Any]] | None = None
+    name: str | None = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: DeviceLike | None = None) -> None:
         from labkit.core.creation import to_array
 
         self.data = to_array(data, dtype, device)
-        self.grad: Tensor | None = None
         self.creator: Function | None = None
-        self._out_idx = 0
-        self._hooks: list[Callable[..., Any]] | None = None
-        self.name: str | None = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -58,27 +63,21 @@ class Tensor:
     @classmethod
     def _wrap(cls, array: Any) -> Tensor:
         """A constant tensor around an existing backend array (no copy, no checks)."""
-        t = cls.__new__(cls)
+        t = _new(cls)
         t.data = array
-        t.grad = None
         t.requires_grad = False
         t.creator = None
-        t._out_idx = 0
-        t._hooks = None
-        t.name = None
         return t
 
     @classmethod
     def _node(cls, array: Any, creator: Function, idx: int) -> Tensor:
         """An op's output inside a recorded graph."""
-        t = cls.__new__(cls)
+        t = _new(cls)
         t.data = array
-        t.grad = None
         t.requires_grad = True
         t.creator = creator
-        t._out_idx = idx
-        t._hooks = None
-        t.name = None
+        if idx:
+            t._out_idx = idx
         return t
 
     # ---- array-like properties ---------------------------------------------------

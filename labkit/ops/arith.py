@@ -9,6 +9,8 @@ from labkit.core.tensor import Tensor
 from labkit.ops._util import broadcast_shapes, operands
 from labkit.ops.broadcast import sum_to
 
+__all__ = ["add", "sub", "mul", "div", "pow", "neg", "rsub", "rdiv", "rpow"]
+
 
 class _Binary(Function):
     def forward(self, x0: Any, x1: Any) -> Any:

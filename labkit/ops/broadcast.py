@@ -9,6 +9,8 @@ from labkit.core.function import Function
 from labkit.core.tensor import Tensor
 from labkit.ops._util import broadcast_shapes
 
+__all__ = ["broadcast_to", "expand", "sum_to"]
+
 
 class BroadcastTo(Function):
     op_name = "broadcast_to"

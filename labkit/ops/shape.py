@@ -6,6 +6,7 @@ with inverted arguments) and double backward works without extra code.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -17,9 +18,9 @@ from labkit.ops._util import normalize_axis
 from labkit.ops.broadcast import sum_to
 
 __all__ = [
-    "reshape", "view", "flatten", "transpose", "permute", "swapaxes", "squeeze", "unsqueeze",
-    "concatenate", "cat", "stack", "split", "chunk", "pad", "flip", "repeat", "tile",
-]
+    "reshape", "view", "flatten", "transpose", "permute", "swapaxes", "squeeze", "unsqueeze", "concatenate", "cat",
+    "stack", "split", "chunk", "flip", "repeat", "tile",
+]  # fmt: skip
 
 
 # ---- argument helpers (index.py uses them too) -------------------------------------
@@ -33,7 +34,7 @@ def _pick_axis(axis: Any, dim: Any, default: Any, op: str) -> Any:
 
 
 def _one_axis(axis: Any, ndim: int, op: str) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, int) and not hasattr(axis, "__index__"):
+    if isinstance(axis, bool) or (not isinstance(axis, int) and not hasattr(axis, "__index__")):
         raise TypeError(f"{op}: expected an int axis, got {axis!r}")
     return normalize_axis(int(axis), ndim, op)[0]
 
@@ -120,7 +121,9 @@ def squeeze(x: Tensor, axis: int | Sequence[int] | None = None, *, dim: Any = No
         axes = normalize_axis(axis, x.ndim, "squeeze")
         for a in axes:
             if x.shape[a] != 1:
-                raise ValueError(f"squeeze: cannot squeeze axis {a} of size {x.shape[a]} (shape {x.shape}); expected size 1")
+                raise ValueError(
+                    f"squeeze: cannot squeeze axis {a} of size {x.shape[a]} (shape {x.shape}); expected size 1"
+                )
     return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axes))
 
 
@@ -145,10 +148,7 @@ class Transpose(Function):
         return x.transpose(self.axes)
 
     def backward(self, gy: Tensor) -> Tensor:
-        inverse = [0] * len(self.axes)
-        for i, a in enumerate(self.axes):
-            inverse[a] = i
-        return Transpose(tuple(inverse))(gy)
+        return Transpose(tuple(sorted(range(len(self.axes)), key=self.axes.__getitem__)))(gy)  # inverse permutation
 
 
 def permute(x: Tensor, *dims: Any) -> Tensor:
@@ -206,7 +206,7 @@ class Concatenate(Function):
         gxs = Split(self.sizes, self.axis)(gy)
         return tuple(
             (g if g.dtype == dt else g.to(dtype=dt)) if need else None
-            for g, dt, need in zip(gxs, self.dtypes, self.needs_input_grad)
+            for g, dt, need in zip(gxs, self.dtypes, self.needs_input_grad, strict=True)
         )
 
 
@@ -221,8 +221,8 @@ def _check_join(tensors: Any, op: str) -> list[Tensor]:
     return list(tensors)
 
 
-def concatenate(tensors: Sequence[Tensor], axis: int | None = 0, *, dim: int | None = None) -> Tensor:
-    """Join tensors along an existing axis; all other dimensions must match."""
+def concatenate(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Join tensors along an existing axis (default 0; `dim=` alias); other dimensions must match."""
     xs = _check_join(tensors, "concatenate")
     ax = _pick_axis(axis, dim, 0, "concatenate")
     first = xs[0]
@@ -235,7 +235,7 @@ def concatenate(tensors: Sequence[Tensor], axis: int | None = 0, *, dim: int | N
                 f"concatenate: input {i} has {t.ndim} dimensions (shape {t.shape}) but input 0 has "
                 f"{first.ndim} (shape {first.shape})"
             )
-        for d, (p, q) in enumerate(zip(first.shape, t.shape)):
+        for d, (p, q) in enumerate(zip(first.shape, t.shape, strict=True)):
             if d != a and p != q:
                 raise ValueError(
                     f"concatenate: input {i} has shape {t.shape} but input 0 has {first.shape}; all dimensions "
@@ -246,7 +246,7 @@ def concatenate(tensors: Sequence[Tensor], axis: int | None = 0, *, dim: int | N
     return Concatenate(a)(*xs)
 
 
-def cat(tensors: Sequence[Tensor], dim: int | None = 0, *, axis: int | None = None) -> Tensor:
+def cat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
     """PyTorch's name for ``concatenate``."""
     return concatenate(tensors, _pick_axis(axis, dim, 0, "cat"))
 
@@ -264,12 +264,12 @@ class Stack(Function):
         shape = gy.shape[: self.axis] + gy.shape[self.axis + 1 :]
         return tuple(
             (reshape(g, shape) if g.dtype == dt else reshape(g, shape).to(dtype=dt)) if need else None
-            for g, dt, need in zip(pieces, self.dtypes, self.needs_input_grad)
+            for g, dt, need in zip(pieces, self.dtypes, self.needs_input_grad, strict=True)
         )
 
 
-def stack(tensors: Sequence[Tensor], axis: int | None = 0, *, dim: int | None = None) -> Tensor:
-    """Join same-shaped tensors along a new axis (in ``-ndim-1 .. ndim``)."""
+def stack(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Join same-shaped tensors along a new axis (default 0, in ``-ndim-1 .. ndim``; `dim=` alias)."""
     xs = _check_join(tensors, "stack")
     ax = _pick_axis(axis, dim, 0, "stack")
     for i, t in enumerate(xs[1:], 1):
@@ -290,16 +290,16 @@ class Split(Function):
         for s in self.sizes:
             bounds.append(bounds[-1] + s)
         lead = (slice(None),) * self.axis
-        return tuple(x[(*lead, slice(b, e))] for b, e in zip(bounds[:-1], bounds[1:]))
+        return tuple(x[(*lead, slice(b, e))] for b, e in itertools.pairwise(bounds))
 
     def backward(self, *gys: Tensor) -> Tensor:
         return gys[0] if len(gys) == 1 else Concatenate(self.axis)(*gys)
 
 
 def split(
-    x: Tensor, split_size_or_sections: int | Sequence[int], axis: int | None = 0, *, dim: int | None = None
+    x: Tensor, split_size_or_sections: int | Sequence[int], axis: int | None = None, *, dim: int | None = None
 ) -> tuple[Tensor, ...]:
-    """Cut ``x`` along ``axis`` (PyTorch semantics): an int is the piece size (the last piece
+    """Cut ``x`` along ``axis`` (default 0; PyTorch semantics): an int is the piece size (the last piece
     may be smaller); a list gives every piece's size and must sum to the axis length.
     """
     _check_tensor(x, "split")
@@ -310,7 +310,9 @@ def split(
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = _ints(tuple(split_size_or_sections), "split")
         if any(s < 0 for s in sizes) or sum(sizes) != n:
-            raise ValueError(f"split: sections {list(sizes)} must be non-negative and sum to {n} (axis {a} of {x.shape})")
+            raise ValueError(
+                f"split: sections {list(sizes)} must be non-negative and sum to {n} (axis {a} of {x.shape})"
+            )
     else:
         (size,) = _ints((split_size_or_sections,), "split")
         if size <= 0:
@@ -319,7 +321,7 @@ def split(
     return Split(sizes, a)(x)
 
 
-def chunk(x: Tensor, chunks: int, axis: int | None = 0, *, dim: int | None = None) -> tuple[Tensor, ...]:
+def chunk(x: Tensor, chunks: int, axis: int | None = None, *, dim: int | None = None) -> tuple[Tensor, ...]:
     """Cut ``x`` into pieces of ``ceil(n / chunks)`` along ``axis`` (PyTorch: may give fewer pieces)."""
     _check_tensor(x, "chunk")
     if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks <= 0:
@@ -331,94 +333,6 @@ def chunk(x: Tensor, chunks: int, axis: int | None = 0, *, dim: int | None = Non
     if n == 0:
         return Split([0] * chunks, a)(x)
     return split(x, -(-n // chunks), a)
-
-
-# ---- padding ---------------------------------------------------------------------------
-
-_NUMPY_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
-def _source(j: int, n: int, before: int, mode: str) -> int:
-    """The input position that output position ``j`` of a padded axis copies."""
-    i = j - before
-    if mode == "reflect":
-        return -i if i < 0 else (2 * (n - 1) - i if i >= n else i)
-    if mode == "replicate":
-        return min(max(i, 0), n - 1)
-    return i % n  # circular
-
-
-class Pad(Function):
-    def __init__(self, widths: tuple[tuple[int, int], ...], mode: str, value: float) -> None:
-        self.widths = widths  # (before, after) for every axis
-        self.mode = mode
-        self.value = value
-
-    def forward(self, x: Any) -> Any:
-        xp = array_module(x)
-        self.x_shape = x.shape
-        if self.mode == "constant":
-            return xp.pad(x, self.widths, mode="constant", constant_values=xp.asarray(self.value, dtype=x.dtype))
-        return xp.pad(x, self.widths, mode=_NUMPY_MODES[self.mode])
-
-    def backward(self, gy: Tensor) -> Tensor:
-        return PadGrad(self.widths, self.mode, self.x_shape)(gy)
-
-
-class PadGrad(Function):
-    """The adjoint of ``pad``: crop, and for non-constant modes fold the border back in."""
-
-    op_name = "pad_grad"
-
-    def __init__(self, widths: tuple[tuple[int, int], ...], mode: str, x_shape: tuple[int, ...]) -> None:
-        self.widths = widths
-        self.mode = mode
-        self.x_shape = x_shape
-
-    def forward(self, gy: Any) -> Any:
-        gx = gy[tuple(slice(b, b + n) for (b, _), n in zip(self.widths, self.x_shape))].copy()
-        if self.mode == "constant":
-            return gx
-        # fold axis by axis; later axes still carry their border, so crop them step by step
-        part = gy
-        for axis, ((b, e), n) in enumerate(zip(self.widths, self.x_shape)):
-            lead = (slice(None),) * axis
-            folded = part[(*lead, slice(b, b + n))].copy()
-            for j in (*range(b), *range(b + n, b + n + e)):
-                folded[(*lead, _source(j, n, b, self.mode))] += part[(*lead, j)]
-            part = folded
-        return part
-
-    def backward(self, ggx: Tensor) -> Tensor:
-        return Pad(self.widths, self.mode, 0.0)(ggx)
-
-
-def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = 0.0) -> Tensor:
-    """``torch.nn.functional.pad``: ``pad`` holds (before, after) pairs from the LAST axis
-    backwards, e.g. ``(1, 1, 2, 0)`` pads the last axis by 1 on both sides and the one
-    before it by 2 in front. Modes: constant (with ``value``), reflect, replicate, circular.
-    """
-    _check_tensor(x, "pad")
-    if mode not in _NUMPY_MODES:
-        raise ValueError(f"pad: unknown mode {mode!r}; expected one of {sorted(_NUMPY_MODES)}")
-    widths_flat = _ints(tuple(pad), "pad")
-    if len(widths_flat) % 2 or len(widths_flat) // 2 > x.ndim:
-        raise ValueError(f"pad: expected an even number of pad sizes, at most {2 * x.ndim}, got {widths_flat}")
-    if any(p < 0 for p in widths_flat):
-        raise ValueError(f"pad: negative padding is not supported, got {widths_flat}")
-    pairs = [(0, 0)] * x.ndim
-    for k in range(len(widths_flat) // 2):
-        pairs[x.ndim - 1 - k] = (widths_flat[2 * k], widths_flat[2 * k + 1])
-    for d, ((b, e), n) in enumerate(zip(pairs, x.shape)):
-        if mode == "reflect" and (b or e) and max(b, e) >= n:
-            raise ValueError(f"pad: reflect padding ({b}, {e}) must be smaller than dimension {d} of size {n} ({x.shape})")
-        if mode == "circular" and max(b, e) > n:
-            raise ValueError(f"pad: circular padding ({b}, {e}) must not exceed dimension {d} of size {n} ({x.shape})")
-        if mode == "replicate" and (b or e) and n == 0:
-            raise ValueError(f"pad: cannot replicate-pad the empty dimension {d} of {x.shape}")
-    if not any(b or e for b, e in pairs):
-        return x
-    return Pad(tuple(pairs), mode, 0.0 if value is None else value)(x)
 
 
 # ---- flip and tile ---------------------------------------------------------------------
@@ -457,7 +371,7 @@ class Tile(Function):
     def backward(self, gy: Tensor) -> Tensor:
         # gy is (r0*s0, r1*s1, ...): view it as (r0, s0, r1, s1, ...) and sum the r axes
         shape = (1,) * (len(self.reps) - len(self.x_shape)) + tuple(self.x_shape)
-        interleaved = tuple(v for r, s in zip(self.reps, shape) for v in (r, s))
+        interleaved = tuple(v for r, s in zip(self.reps, shape, strict=True) for v in (r, s))
         summed = sum_to(reshape(gy, interleaved), tuple(v for s in shape for v in (1, s)))
         return reshape(summed, self.x_shape)
 

@@ -10,6 +10,8 @@ from labkit.core import dtypes
 from labkit.core.function import Function
 from labkit.core.tensor import Tensor
 
+__all__ = ["astype", "to_device"]
+
 
 class ToDevice(Function):
     op_name = "to"

@@ -113,7 +113,9 @@ def _like(a: np.ndarray, ref: Tensor) -> Tensor:
 def _perturb(x: Tensor, delta: np.ndarray) -> Any:
     original = x.data
     xp_delta = delta.astype(original.dtype) if isinstance(original, np.ndarray) else _device_array(delta, original)
-    x.data = original + xp_delta
+    from labkit.backends.registry import array_module
+
+    x.data = array_module(original).asarray(original + xp_delta)  # 0-d + 0-d gives a scalar
     return original
 
 

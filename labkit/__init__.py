@@ -1,18 +1,18 @@
 """labkit: define-by-run autograd on numpy and cupy, with PyTorch-like names.
 
-    import labkit
-    import labkit.functional as F
+import labkit
+import labkit.functional as F
 
-    x = labkit.randn(4, 3, requires_grad=True)
-    loss = F.relu(x @ w).sum()
-    loss.backward()
+x = labkit.randn(4, 3, requires_grad=True)
+loss = F.relu(x @ w).sum()
+loss.backward()
 """
 
 from __future__ import annotations
 
 from labkit import functional
 from labkit.backends import Device, backends
-from labkit.backends.device import Device as device
+from labkit.backends.device import Device as device  # noqa: N813 - torch.device
 from labkit.core.autograd import grad
 from labkit.core.creation import (
     arange,
@@ -50,15 +50,55 @@ def cuda_is_available() -> bool:
     """Whether cupy imports and sees at least one NVIDIA GPU (never raises)."""
     try:
         return backends.for_device("cuda").is_available()
-    except Exception:  # noqa: BLE001 - no cupy, no driver: all mean "no"
+    except Exception:
         return False
 
 
 __all__ = [
-    "Device", "Function", "Generator", "Tensor", "arange", "as_tensor", "bool_", "cuda_is_available",
-    "default_generator", "detect_anomaly", "device", "empty", "empty_like", "enable_grad", "eye", "float16",
-    "float32", "float64", "from_dlpack", "from_numpy", "full", "full_like", "functional", "grad", "int8",
-    "int16", "int32", "int64", "is_anomaly_enabled", "is_grad_enabled", "linspace", "manual_seed", "no_grad",
-    "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "registry", "set_grad_enabled",
-    "tensor", "uint8", "zeros", "zeros_like",
+    "Device",
+    "Function",
+    "Generator",
+    "Tensor",
+    "arange",
+    "as_tensor",
+    "bool_",
+    "cuda_is_available",
+    "default_generator",
+    "detect_anomaly",
+    "device",
+    "empty",
+    "empty_like",
+    "enable_grad",
+    "eye",
+    "float16",
+    "float32",
+    "float64",
+    "from_dlpack",
+    "from_numpy",
+    "full",
+    "full_like",
+    "functional",
+    "grad",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "is_anomaly_enabled",
+    "is_grad_enabled",
+    "linspace",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "rand_like",
+    "randint",
+    "randn",
+    "randn_like",
+    "registry",
+    "set_grad_enabled",
+    "tensor",
+    "uint8",
+    "zeros",
+    "zeros_like",
 ]

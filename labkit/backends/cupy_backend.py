@@ -50,7 +50,7 @@ class CupyBackend:
             return False
         try:
             return cupy.cuda.runtime.getDeviceCount() > 0
-        except Exception:  # noqa: BLE001 - any CUDA runtime failure means "not available"
+        except Exception:
             return False
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 
 class Device:
     """A parsed device name with a type (``cpu``, ``cuda``, ...) and an optional index."""
 
-    __slots__ = ("type", "index")
+    __slots__ = ("index", "type")
 
     def __init__(self, type: str, index: int | None = None) -> None:  # noqa: A002
         self.type = type
@@ -48,5 +46,5 @@ class Device:
         return hash((self.type, self.index or 0))
 
 
-DeviceLike = Union[str, Device]
+DeviceLike = str | Device
 CPU = Device("cpu")

@@ -15,9 +15,8 @@ from typing import Any
 
 from labkit.backends.registry import backends
 from labkit.core.function import Function, _check_finite
-from labkit.core.mode import Mode, _MODE, get_mode
+from labkit.core.mode import _MODE, Mode, get_mode
 from labkit.core.tensor import Tensor
-
 
 _SECOND_TIME = (
     "backward: trying to backward through the graph a second time ({op} was already freed); "
@@ -152,7 +151,9 @@ def _run_backward(
             except FloatingPointError as exc:
                 if not anomaly:
                     raise
-                raise FloatingPointError(f"anomaly detected: {fn.op_name} backward produced NaN or inf ({exc})") from None
+                raise FloatingPointError(
+                    f"anomaly detected: {fn.op_name} backward produced NaN or inf ({exc})"
+                ) from None
             if type(gxs) is not tuple:
                 gxs = (gxs,)
             edges = fn.next_edges

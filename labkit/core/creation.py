@@ -98,7 +98,9 @@ def _xp(device: DeviceLike | None) -> tuple[Any, Device]:
     return backends.for_device(dev), dev
 
 
-def _fill(op: str, shape: tuple[Any, ...], value: Any, dtype: Any, device: DeviceLike | None, requires_grad: bool) -> Tensor:
+def _fill(
+    op: str, shape: tuple[Any, ...], value: Any, dtype: Any, device: DeviceLike | None, requires_grad: bool
+) -> Tensor:
     dt = dtypes.as_dtype(dtype) or (dtypes.default_float if isinstance(value, float) else None) or dtypes.default_float
     backend, dev = _xp(device)
     arr = backend.asarray(np.full(_shape(shape, op), value, dtype=dt), dt, dev)
@@ -117,7 +119,9 @@ def empty(*shape: Any, dtype: Any = None, device: DeviceLike | None = None, requ
     return _fill("empty", shape, 0, dtype, device, requires_grad)
 
 
-def full(shape: Shape, fill_value: Any, dtype: Any = None, device: DeviceLike | None = None, requires_grad: bool = False) -> Tensor:
+def full(
+    shape: Shape, fill_value: Any, dtype: Any = None, device: DeviceLike | None = None, requires_grad: bool = False
+) -> Tensor:
     shp = (shape,) if isinstance(shape, int) else tuple(shape)
     if dtype is None:
         dtype = _infer_dtype(fill_value)
@@ -140,13 +144,17 @@ def full_like(x: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool
     return full(x.shape, fill_value, dtype=dtype or x.dtype, device=x.device, requires_grad=requires_grad)
 
 
-def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None, device: DeviceLike | None = None) -> Tensor:
+def arange(
+    start: float, end: float | None = None, step: float = 1, dtype: Any = None, device: DeviceLike | None = None
+) -> Tensor:
     if end is None:
         start, end = 0, start
     if dtype is None:
         dtype = _infer_dtype([start, end, step])
     backend, dev = _xp(device)
-    return Tensor._wrap(backend.asarray(np.arange(start, end, step, dtype=dtypes.as_dtype(dtype)), dtypes.as_dtype(dtype), dev))
+    return Tensor._wrap(
+        backend.asarray(np.arange(start, end, step, dtype=dtypes.as_dtype(dtype)), dtypes.as_dtype(dtype), dev)
+    )
 
 
 def linspace(start: float, end: float, steps: int, dtype: Any = None, device: DeviceLike | None = None) -> Tensor:
@@ -161,7 +169,9 @@ def eye(n: int, m: int | None = None, dtype: Any = None, device: DeviceLike | No
     return Tensor._wrap(backend.asarray(np.eye(n, m, dtype=dt), dt, dev))
 
 
-def _random(op: str, draw: Any, shape: tuple[Any, ...], dtype: Any, device: DeviceLike | None, requires_grad: bool) -> Tensor:
+def _random(
+    op: str, draw: Any, shape: tuple[Any, ...], dtype: Any, device: DeviceLike | None, requires_grad: bool
+) -> Tensor:
     dt = dtypes.as_dtype(dtype) or dtypes.default_float
     if dt.kind != "f":
         raise TypeError(f"{op}: expected a float dtype, got {dt}")
@@ -171,19 +181,38 @@ def _random(op: str, draw: Any, shape: tuple[Any, ...], dtype: Any, device: Devi
     return t.requires_grad_(True) if requires_grad else t
 
 
-def randn(*shape: Any, generator: Generator | None = None, dtype: Any = None, device: DeviceLike | None = None, requires_grad: bool = False) -> Tensor:
+def randn(
+    *shape: Any,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: DeviceLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Standard normal samples, drawn on the host from ``generator`` (same values on every device)."""
     rng = resolve(generator)
     return _random("randn", rng.standard_normal, shape, dtype, device, requires_grad)
 
 
-def rand(*shape: Any, generator: Generator | None = None, dtype: Any = None, device: DeviceLike | None = None, requires_grad: bool = False) -> Tensor:
+def rand(
+    *shape: Any,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: DeviceLike | None = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Uniform samples in [0, 1), drawn on the host from ``generator``."""
     rng = resolve(generator)
     return _random("rand", rng.random, shape, dtype, device, requires_grad)
 
 
-def randint(low: int, high: int, size: Shape, generator: Generator | None = None, dtype: Any = None, device: DeviceLike | None = None) -> Tensor:
+def randint(
+    low: int,
+    high: int,
+    size: Shape,
+    generator: Generator | None = None,
+    dtype: Any = None,
+    device: DeviceLike | None = None,
+) -> Tensor:
     rng = resolve(generator)
     dt = dtypes.as_dtype(dtype) or dtypes.int64
     backend, dev = _xp(device)

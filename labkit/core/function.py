@@ -15,10 +15,10 @@ it replaces ``forward`` for arrays of that backend without editing the op.
 from __future__ import annotations
 
 import weakref
-
-import numpy as np
 from collections.abc import Callable
 from typing import Any, ClassVar
+
+import numpy as np
 
 from labkit.backends.registry import backends
 from labkit.core.mode import get_mode as _get_mode
@@ -27,6 +27,7 @@ from labkit.core.tensor import Tensor
 _OUT = object()  # marker in saved slots: an output of this function
 _ndarray = np.ndarray
 _wrap = Tensor._wrap
+_NO_GRAD = tuple((False,) * n for n in range(16))
 _node = Tensor._node
 
 
@@ -38,7 +39,11 @@ class Function:
     #: name used in error messages; defaults to the lowercase class name
     op_name: ClassVar[str] = ""
 
+    # class defaults, overridden per instance only when needed (cheaper op calls)
     _to_save: tuple[Any, ...] = ()
+    _saved: tuple[Any, ...] | None = ()  # None once released by backward
+    _hooks: dict[int, list[Callable[..., Any]]] | None = None
+    _n_out: int = 1
     _gbuf: list[Any] | None = None  # gradient sums while a backward pass runs
     # instance state set by __call__ (not __slots__: subclasses keep their own params)
     next_edges: tuple[Any, ...]
@@ -56,7 +61,7 @@ class Function:
         """Compute outputs from raw arrays; return one array or a tuple of arrays."""
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
-    def backward(self, *gys: Tensor) -> Tensor | None | tuple[Tensor | None, ...]:
+    def backward(self, *gys: Tensor) -> Tensor | tuple[Tensor | None, ...] | None:
         """Gradients of the inputs from gradients of the outputs, written with labkit ops."""
         raise NotImplementedError(f"{self.op_name}: backward is not defined (the op is not differentiable)")
 
@@ -98,48 +103,56 @@ class Function:
     # ---- running it ------------------------------------------------------------
 
     def __call__(self, *inputs: Any) -> Any:
-        # The hot path of every op: kept flat and special-cased for one and two inputs.
+        # The hot path of every op: flat, special-cased for one and two inputs, and
+        # storing on self only what a recorded graph needs (the rest are class defaults).
+        n = len(inputs)
         try:
-            if len(inputs) == 1:
-                arrays: tuple[Any, ...] = (inputs[0].data,)
-                any_grad = inputs[0].requires_grad
-            elif len(inputs) == 2:
+            if n == 1:
+                x0 = inputs[0]
+                arrays: tuple[Any, ...] = (x0.data,)
+                any_grad = x0.requires_grad
+                first = arrays[0]
+            elif n == 2:
                 x0, x1 = inputs
-                arrays = (x0.data, x1.data)
+                first = x0.data
+                arrays = (first, x1.data)
                 any_grad = x0.requires_grad or x1.requires_grad
+                if type(arrays[1]) is not type(first):
+                    _device_mismatch(self.op_name, inputs)
             else:
                 arrays = tuple([x.data for x in inputs])
                 any_grad = any([x.requires_grad for x in inputs])
+                first = arrays[0] if arrays else None
+                for a in arrays:
+                    if type(a) is not type(first):
+                        _device_mismatch(self.op_name, inputs)
         except AttributeError:
             bad = next(x for x in inputs if not isinstance(x, Tensor))
             raise TypeError(
                 f"{self.op_name}: expected Tensor inputs, got {type(bad).__name__}; wrap arrays with labkit.tensor(...)"
             ) from None
-        first = arrays[0] if arrays else None
+        kernel = None
         if type(first) is not _ndarray or self._kernels:
             backend = self._check_devices(arrays, inputs)
-        for a in arrays[1:]:
-            if type(a) is not type(first):
-                _device_mismatch(self.op_name, inputs)
+            if self._kernels and backend is not None:
+                kernel = self._kernels.get(backend.name)
 
         mode = _get_mode()
         requires = any_grad and mode.grad_enabled
         if requires:
             self.needs_input_grad = tuple([x.requires_grad for x in inputs])
         else:
-            self.needs_input_grad = (False,) * len(inputs)
-        kernel = self._kernels.get(backend.name) if self._kernels else None
+            self.needs_input_grad = _NO_GRAD[n] if n < 16 else (False,) * n
         ys = kernel(self, *arrays) if kernel is not None else self.forward(*arrays)
         if mode.anomaly:
             _check_finite(self.op_name, "forward", ys if isinstance(ys, tuple) else (ys,))
 
-        if not requires:
-            self._to_save = ()
+        if not requires:  # nothing recorded: this Function object is dropped on return
+            if type(ys) is _ndarray:
+                return _wrap(ys)
             if isinstance(ys, tuple):
                 return tuple([_wrap(np.asarray(y) if isinstance(y, np.generic) else y) for y in ys])
-            if type(ys) is not _ndarray and isinstance(ys, np.generic):
-                ys = np.asarray(ys)
-            return _wrap(ys)
+            return _wrap(np.asarray(ys) if isinstance(ys, np.generic) else ys)
 
         self.next_edges = tuple(
             [
@@ -147,21 +160,21 @@ class Function:
                 for x in inputs
             ]
         )
-        self._hooks = None
         if isinstance(ys, tuple):
             ys = tuple([np.asarray(y) if isinstance(y, np.generic) else y for y in ys])
             outs = tuple([_node(y, self, i) for i, y in enumerate(ys)])
             self._n_out = len(ys)
             self._out_meta = tuple([(y.shape, y.dtype) for y in ys])
-            self._saved = self._resolve_saved(arrays, inputs, ys, outs) if self._to_save else ()
-            self._to_save = ()
+            if self._to_save:
+                self._saved = self._resolve_saved(arrays, inputs, ys, outs)
+                self._to_save = ()
             return outs
         if type(ys) is not _ndarray and isinstance(ys, np.generic):
             ys = np.asarray(ys)  # numpy reductions return scalars; tensors hold arrays
         out = _node(ys, self, 0)
-        self._n_out = 1
-        self._saved = self._resolve_saved(arrays, inputs, (ys,), (out,)) if self._to_save else ()
-        self._to_save = ()
+        if self._to_save:
+            self._saved = self._resolve_saved(arrays, inputs, (ys,), (out,))
+            self._to_save = ()
         return out
 
     def _check_devices(self, arrays: tuple[Any, ...], inputs: tuple[Any, ...]) -> Any:
@@ -175,7 +188,9 @@ class Function:
                 _device_mismatch(self.op_name, inputs)
         return backend
 
-    def _resolve_saved(self, arrays: list[Any], inputs: tuple[Tensor, ...], ys: tuple[Any, ...], outs: tuple[Tensor, ...]) -> tuple[Any, ...]:
+    def _resolve_saved(
+        self, arrays: list[Any], inputs: tuple[Tensor, ...], ys: tuple[Any, ...], outs: tuple[Tensor, ...]
+    ) -> tuple[Any, ...]:
         saved = []
         for item in self._to_save:
             if item is None or isinstance(item, Tensor):

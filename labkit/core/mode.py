@@ -19,9 +19,8 @@ class Mode(NamedTuple):
     anomaly: bool
 
 
-_MODE: contextvars.ContextVar[Mode] = contextvars.ContextVar(
-    "labkit_mode", default=Mode(grad_enabled=True, anomaly=False)
-)
+_DEFAULT_MODE = Mode(grad_enabled=True, anomaly=False)
+_MODE: contextvars.ContextVar[Mode] = contextvars.ContextVar("labkit_mode", default=_DEFAULT_MODE)
 
 get_mode = _MODE.get
 

@@ -44,14 +44,16 @@ class Tensor:
 
     # Hot fields are slots; rarely set ones live in a lazily created __dict__ and read
     # their class default until set, so making a tensor costs one to three stores.
-    __slots__ = ("data", "requires_grad", "creator", "__dict__", "__weakref__")
+    __slots__ = ("__dict__", "__weakref__", "creator", "data", "requires_grad")
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
     grad: Tensor | None = None
     _out_idx: int = 0
     _hooks: list[Callable[..., Any]] | None = None
     name: str | None = None
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, device: DeviceLike | None = None) -> None:
+    def __init__(
+        self, data: Any, requires_grad: bool = False, dtype: Any = None, device: DeviceLike | None = None
+    ) -> None:
         from labkit.core.creation import to_array
 
         self.data = to_array(data, dtype, device)
@@ -125,7 +127,9 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()")
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; use .any() or .all()"
+            )
         return bool(self.item())
 
     def __float__(self) -> float:
@@ -136,7 +140,9 @@ class Tensor:
 
     def __index__(self) -> int:
         if self.dtype.kind not in "iu" or self.data.size != 1:
-            raise TypeError(f"only integer tensors of one element can be used as an index, got {self.dtype} {self.shape}")
+            raise TypeError(
+                f"only integer tensors of one element can be used as an index, got {self.dtype} {self.shape}"
+            )
         return int(self.item())
 
     # ---- conversions ---------------------------------------------------------------

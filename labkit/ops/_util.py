@@ -75,6 +75,8 @@ def broadcast_shapes(s0: tuple[int, ...], s1: tuple[int, ...], op: str) -> tuple
     out = []
     for i, (p, q) in enumerate(zip(a, b)):
         if p != q and p != 1 and q != 1:
-            raise ValueError(f"{op}: shapes {tuple(s0)} and {tuple(s1)} cannot be broadcast (dimension {i - n}: {p} vs {q})")
+            raise ValueError(
+                f"{op}: shapes {tuple(s0)} and {tuple(s1)} cannot be broadcast (dimension {i - n}: {p} vs {q})"
+            )
         out.append(q if p == 1 else p)
     return tuple(out)

@@ -108,8 +108,8 @@ class PowScalar(Function):
         (x,) = self.saved_tensors
         c = self.exponent
         if c == 2:
-            return gy * (x * 2.0)
-        return gy * (c * x ** (c - 1))
+            return gy * MulScalar(2.0)(x)
+        return gy * MulScalar(c)(PowScalar(c - 1)(x)) if c - 1 != 1 else gy * MulScalar(c)(x)
 
 
 class Neg(Function):
@@ -120,22 +120,125 @@ class Neg(Function):
         return -gy
 
 
+# ---- tensor (op) Python scalar: no constant tensor, the scalar is a parameter ---------
+
+
+class AddScalar(Function):
+    op_name = "add"
+
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return x + self.c
+
+    def backward(self, gy: Tensor) -> Tensor:
+        return gy
+
+
+class MulScalar(Function):
+    op_name = "mul"
+
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return x * self.c
+
+    def backward(self, gy: Tensor) -> Tensor:
+        return MulScalar(self.c)(gy)
+
+
+class RSubScalar(Function):
+    """c - x"""
+
+    op_name = "rsub"
+
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return self.c - x
+
+    def backward(self, gy: Tensor) -> Tensor:
+        return Neg()(gy)
+
+
+class DivScalar(Function):
+    """x / c"""
+
+    op_name = "div"
+
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        return x / self.c
+
+    def backward(self, gy: Tensor) -> Tensor:
+        return DivScalar(self.c)(gy)
+
+
+class RDivScalar(Function):
+    """c / x"""
+
+    op_name = "rdiv"
+
+    def __init__(self, c: float) -> None:
+        self.c = c
+
+    def forward(self, x: Any) -> Any:
+        self.save_for_backward(x)
+        return self.c / x
+
+    def backward(self, gy: Tensor) -> Tensor:
+        (x,) = self.saved_tensors
+        return MulScalar(-self.c)(gy) / (x * x)
+
+
+_SCALARS = (int, float)
+
+
+def _scalar_ok(x: Any, c: Any, int_result_ok: bool = True) -> bool:
+    """Whether ``x (op) c`` can take the scalar path: a Tensor and a Python number of a kind that keeps x's dtype."""
+    if type(c) not in _SCALARS or type(x) is not Tensor:
+        return False
+    kind = x.data.dtype.kind
+    return kind == "f" or (int_result_ok and kind in "iu" and type(c) is int)
+
+
 def add(x0: Any, x1: Any) -> Tensor:
+    if _scalar_ok(x0, x1):
+        return AddScalar(x1)(x0)
+    if _scalar_ok(x1, x0):
+        return AddScalar(x0)(x1)
     x0, x1 = operands(x0, x1, "add")
     return Add()(x0, x1)
 
 
 def sub(x0: Any, x1: Any) -> Tensor:
+    if _scalar_ok(x0, x1):
+        return AddScalar(-x1)(x0)
+    if _scalar_ok(x1, x0):
+        return RSubScalar(x0)(x1)
     x0, x1 = operands(x0, x1, "sub")
     return Sub()(x0, x1)
 
 
 def mul(x0: Any, x1: Any) -> Tensor:
+    if _scalar_ok(x0, x1):
+        return MulScalar(x1)(x0)
+    if _scalar_ok(x1, x0):
+        return MulScalar(x0)(x1)
     x0, x1 = operands(x0, x1, "mul")
     return Mul()(x0, x1)
 
 
 def div(x0: Any, x1: Any) -> Tensor:
+    if _scalar_ok(x0, x1, int_result_ok=False):
+        return DivScalar(x1)(x0)
+    if _scalar_ok(x1, x0, int_result_ok=False):
+        return RDivScalar(x0)(x1)
     x0, x1 = operands(x0, x1, "div")
     if x0.data.dtype.kind in "iub" and x1.data.dtype.kind in "iub":
         x0 = x0.to(dtype="float32")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+
 from labkit.core.tensor import Tensor
 
 # Tensor attribute -> functional name (same name where omitted)

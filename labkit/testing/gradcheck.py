@@ -78,7 +78,10 @@ def gradcheck(
     diff_outs = [o for o in outs if o.requires_grad]
     if diff_outs:
         grads = autograd_grad(
-            diff_outs, [inputs[i] for i in wrt], [v for o, v in zip(outs, cotangents) if o.requires_grad], allow_unused=True
+            diff_outs,
+            [inputs[i] for i in wrt],
+            [v for o, v in zip(outs, cotangents) if o.requires_grad],
+            allow_unused=True,
         )
     else:
         grads = (None,) * len(wrt)
@@ -139,7 +142,14 @@ def _directional(x: Tensor, u: np.ndarray, loss_value: Callable[[], float], eps:
 
 
 def _scan_elements(
-    x: Tensor, i: int, analytic: np.ndarray, loss_value: Callable[[], float], eps: float, atol: float, rtol: float, name: str
+    x: Tensor,
+    i: int,
+    analytic: np.ndarray,
+    loss_value: Callable[[], float],
+    eps: float,
+    atol: float,
+    rtol: float,
+    name: str,
 ) -> None:
     flat = analytic.reshape(-1)
     for j in range(flat.size):

@@ -32,7 +32,7 @@ def test_backward_twice_without_retain_graph_says_so() -> None:
     x = labkit.ones(3, requires_grad=True)
     loss = (x * 2.0).sum()
     loss.backward()
-    with pytest.raises(RuntimeError, match="backward through the graph a second time.*retain_graph=True"):
+    with pytest.raises(RuntimeError, match=r"backward through the graph a second time.*retain_graph=True"):
         loss.backward()
 
 

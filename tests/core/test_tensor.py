@@ -126,7 +126,9 @@ def test_ops_on_two_devices_name_both() -> None:
         backends.register(FakeBackend())
     a = labkit.ones(3).to("fake")
     assert a.device == "fake:0"
-    with pytest.raises(ValueError, match="all inputs must be on the same device, got input 0 on cpu, input 1 on fake:0"):
+    with pytest.raises(
+        ValueError, match="all inputs must be on the same device, got input 0 on cpu, input 1 on fake:0"
+    ):
         labkit.ones(3) + a
     b = a.to("cpu")
     assert type(b.data) is np.ndarray

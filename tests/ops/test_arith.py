@@ -24,9 +24,15 @@ SPECS = [
     OpSpec("neg", F.neg, np.negative, [(3, 4)]),
     OpSpec("rsub_scalar", lambda x: 2.0 - x, lambda x: 2.0 - x, [(3,)]),
     OpSpec("rdiv_scalar", lambda x: 2.0 / x, lambda x: 2.0 / x, [(3,)], domain=POSITIVE),
+    OpSpec("add_scalar", lambda x: x + 1.5, lambda x: x + 1.5, [(3, 2)]),
+    OpSpec("sub_scalar", lambda x: x - 3, lambda x: x - 3, [(3,)]),
+    OpSpec("mul_scalar", lambda x: 2.5 * x, lambda x: 2.5 * x, [(2, 3)]),
+    OpSpec("div_scalar", lambda x: x / 4.0, lambda x: x / 4.0, [(2, 3)]),
     OpSpec("rpow_scalar", lambda x: 2.0**x, lambda x: 2.0**x, [(3,)]),
     OpSpec("expand", lambda x: F.expand(x, 2, -1, 4) * 1.0, lambda x: np.broadcast_to(x, (2, 3, 4)) * 1.0, [(3, 1)]),
-    OpSpec("sum_to", lambda x: F.sum_to(x, (3, 1)), lambda x: x.sum(axis=(0, 2), keepdims=False).reshape(3, 1), [(2, 3, 4)]),
+    OpSpec(
+        "sum_to", lambda x: F.sum_to(x, (3, 1)), lambda x: x.sum(axis=(0, 2), keepdims=False).reshape(3, 1), [(2, 3, 4)]
+    ),
 ]
 
 

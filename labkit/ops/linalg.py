@@ -58,14 +58,16 @@ class MatMul(Function):
 def _check_matmul(x0: Tensor, x1: Tensor) -> None:
     s0, s1 = x0.shape, x1.shape
     if x0.ndim == 0 or x1.ndim == 0:
-        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {s0} and {s1}; use mul for scalars")
+        raise ValueError(
+            f"matmul: both operands need at least 1 dimension, got shapes {s0} and {s1}; use mul for scalars"
+        )
     k0 = s0[-1]
     k1 = s1[0] if x1.ndim == 1 else s1[-2]
     if k0 != k1:
         raise ValueError(f"matmul: shapes {s0} and {s1} do not align: {k0} != {k1}")
     b0, b1 = s0[:-2], s1[:-2]
     n = max(len(b0), len(b1))
-    for p, q in zip((1,) * (n - len(b0)) + b0, (1,) * (n - len(b1)) + b1):
+    for p, q in zip((1,) * (n - len(b0)) + b0, (1,) * (n - len(b1)) + b1, strict=True):
         if p != q and p != 1 and q != 1:
             raise ValueError(f"matmul: batch dimensions of shapes {s0} and {s1} cannot be broadcast: {b0} vs {b1}")
     d0, d1 = x0.dtype, x1.dtype
@@ -158,7 +160,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Shapes: ``x (..., in)``, ``weight (out, in)``, ``bias (out,)`` -> ``(..., out)``.
     """
     if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
-        raise TypeError(f"linear: expected Tensors for x and weight, got {type(x).__name__} and {type(weight).__name__}")
+        raise TypeError(
+            f"linear: expected Tensors for x and weight, got {type(x).__name__} and {type(weight).__name__}"
+        )
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
@@ -173,7 +177,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if not isinstance(bias, Tensor):
         raise TypeError(f"linear: expected a Tensor or None for bias, got {type(bias).__name__}")
     if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},) to match weight {weight.shape}, got {bias.shape}")
+        raise ValueError(
+            f"linear: bias must have shape ({weight.shape[0]},) to match weight {weight.shape}, got {bias.shape}"
+        )
     if bias.dtype != x.dtype:
         raise TypeError(f"linear: bias must have the input's dtype {x.dtype}, got {bias.dtype}")
     return Linear()(x, weight, bias)

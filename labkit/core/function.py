@@ -80,10 +80,14 @@ class Function:
             )
         out = []
         for item in saved:
-            if type(item) is tuple and len(item) == 3 and item[0] is _OUT:
-                ref, array = item[1], item[2]
-                t = ref() if ref is not None else None
-                out.append(t if t is not None else Tensor._wrap(array))
+            if type(item) is tuple and len(item) == 4 and item[0] is _OUT:
+                _, ref, array, idx = item
+                t = ref()
+                if t is None:
+                    # the caller dropped this output (exp(x).sum()); under create_graph it must
+                    # still lead back to this function, so rebuild it as this function's output
+                    t = Tensor._node(array, self, idx) if _get_mode().grad_enabled else Tensor._wrap(array)
+                out.append(t)
             elif item is None or isinstance(item, Tensor):
                 out.append(item)
             else:
@@ -201,9 +205,9 @@ class Function:
                     saved.append(x)
                     break
             else:
-                for y, t in zip(ys, outs):
+                for k, (y, t) in enumerate(zip(ys, outs)):
                     if item is y:
-                        saved.append((_OUT, weakref.ref(t), y))
+                        saved.append((_OUT, weakref.ref(t), y, k))
                         break
                 else:
                     saved.append(item)

@@ -11,12 +11,15 @@ import math as _math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from labkit.backends.registry import array_module
 from labkit.core import dtypes
 from labkit.core.function import Function
 from labkit.core.tensor import Tensor
 from labkit.ops._util import normalize_axis
 from labkit.ops.broadcast import broadcast_to
+from labkit.ops.math import exp, sqrt
 
 __all__ = ["sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "logsumexp", "prod", "any", "all"]
 
@@ -31,7 +34,9 @@ def _check_tensor(x: Any, op: str) -> None:
         raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
 
 
-def _resolve(x: Tensor, op: str, axis: Axis, dim: Axis, keepdims: bool, keepdim: bool | None) -> tuple[tuple[int, ...], bool]:
+def _resolve(
+    x: Tensor, op: str, axis: Axis, dim: Axis, keepdims: bool, keepdim: bool | None
+) -> tuple[tuple[int, ...], bool]:
     """The reduced axes (an explicit sorted tuple) and keepdims, from numpy or PyTorch names."""
     _check_tensor(x, op)
     if dim is not None:
@@ -137,7 +142,13 @@ class Var(_Reduction):
 
 
 def sum(  # noqa: A001 - numpy's and PyTorch's name
-    x: Tensor, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None, dtype: Any = None
+    x: Tensor,
+    axis: Axis = None,
+    keepdims: bool = False,
+    *,
+    dim: Axis = None,
+    keepdim: bool | None = None,
+    dtype: Any = None,
 ) -> Tensor:
     """Sum over ``axis``. Bool and integer tensors sum to int64 (no gradient); floats keep their dtype."""
     axes, keep = _resolve(x, "sum", axis, dim, keepdims, keepdim)
@@ -201,8 +212,6 @@ def std(
     unbiased: bool | None = None,
 ) -> Tensor:
     """Standard deviation: ``sqrt(var(...))`` with the same arguments (its gradient is infinite where it is 0)."""
-    from labkit.ops.math import sqrt
-
     axes, keep = _resolve(x, "std", axis, dim, keepdims, keepdim)
     c = _correction("std", correction, ddof, unbiased)
     return sqrt(Var(axes, keep, c)(_as_float(x)))
@@ -279,12 +288,16 @@ def _arg(x: Tensor, op: str, axis: int | None, dim: int | None, keepdims: bool, 
     return Tensor._wrap(xp.asarray(idx, dtype=dtypes.int64).reshape(shape))
 
 
-def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None, keepdim: bool | None = None) -> Tensor:
+def argmax(
+    x: Tensor, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None, keepdim: bool | None = None
+) -> Tensor:
     """Index (int64, no gradient) of the first largest value along ``axis``, or in the flattened tensor."""
     return _arg(x, "argmax", axis, dim, keepdims, keepdim)
 
 
-def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None, keepdim: bool | None = None) -> Tensor:
+def argmin(
+    x: Tensor, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None, keepdim: bool | None = None
+) -> Tensor:
     """Index (int64, no gradient) of the first smallest value along ``axis``, or in the flattened tensor."""
     return _arg(x, "argmin", axis, dim, keepdims, keepdim)
 
@@ -298,14 +311,13 @@ class LogSumExp(_Reduction):
         self.x_shape = x.shape
         m = x.max(axis=self.axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf (or inf) slices: shift by 0
-        y = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True)) + m
+        with np.errstate(divide="ignore"):  # an all -inf slice is -inf, not a warning (numpy only warns)
+            y = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True)) + m
         y = xp.asarray(y if self.keepdims else y.reshape(_reduced_shape(x.shape, self.axes)))
         self.save_for_backward(x, y)
         return y
 
     def backward(self, gy: Tensor) -> Tensor:
-        from labkit.ops.math import exp
-
         x, y = self.saved_tensors  # y is the output, so double backward differentiates through it
         y = _keep(y, self.x_shape, self.axes, self.keepdims)
         return _expand(gy, self.x_shape, self.axes, self.keepdims) * exp(x - y)

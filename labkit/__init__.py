@@ -10,7 +10,7 @@ loss.backward()
 
 from __future__ import annotations
 
-from labkit import functional
+from labkit import functional, io, nn
 from labkit.backends import Device, backends
 from labkit.backends.device import Device as device  # noqa: N813 - torch.device
 from labkit.core.autograd import grad
@@ -41,6 +41,7 @@ from labkit.core.function import Function
 from labkit.core.mode import detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, set_grad_enabled
 from labkit.core.random import Generator, default_generator, manual_seed
 from labkit.core.tensor import Tensor
+from labkit.io import load, save
 from labkit.plugins.registry import registry
 
 __version__ = "0.1.0"
@@ -64,6 +65,10 @@ __all__ = [
     "bool_",
     "cuda_is_available",
     "default_generator",
+    "io",
+    "load",
+    "nn",
+    "save",
     "detect_anomaly",
     "device",
     "empty",

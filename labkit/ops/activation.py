@@ -27,23 +27,32 @@ def _floating(x: Any, op: str) -> Tensor:
     return x if x.dtype.kind == "f" else x.to(dtype=dtypes.default_float)
 
 
-def _positive_mask(x: Any) -> Tensor:
-    """Constant ``x > 0`` in x's dtype (for piecewise-linear derivatives)."""
-    return Tensor._wrap((x > 0).astype(x.dtype))
-
-
 # ---- tanh, sigmoid ----------------------------------------------------------------------
 
 
 class Tanh(Function):
     def forward(self, x: Any) -> Any:
-        y = array_module(x).asarray(array_module(x).tanh(x))
+        y = array_module(x).tanh(x)
         self.save_for_backward(y)
         return y
 
     def backward(self, gy: Tensor) -> Tensor:
-        y = self.saved_tensors[0]
-        return gy * (1.0 - y * y)
+        return TanhGrad()(self.saved_tensors[0], gy)
+
+
+class TanhGrad(Function):
+    """``gy * (1 - y^2)`` in one pass (tanh's backward), itself differentiable."""
+
+    op_name = "tanh_grad"
+
+    def forward(self, y: Any, gy: Any) -> Any:
+        self.save_for_backward(y, gy)
+        return gy * (1 - y * y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        y, gy = self.saved_tensors
+        n_y, n_gy = self.needs_input_grad
+        return (g * gy * y * -2.0 if n_y else None, g * (1.0 - y * y) if n_gy else None)
 
 
 def _sigmoid_array(x: Any) -> Any:
@@ -60,8 +69,22 @@ class Sigmoid(Function):
         return y
 
     def backward(self, gy: Tensor) -> Tensor:
-        y = self.saved_tensors[0]
-        return gy * y * (1.0 - y)
+        return SigmoidGrad()(self.saved_tensors[0], gy)
+
+
+class SigmoidGrad(Function):
+    """``gy * y * (1 - y)`` in one pass (sigmoid's backward), itself differentiable."""
+
+    op_name = "sigmoid_grad"
+
+    def forward(self, y: Any, gy: Any) -> Any:
+        self.save_for_backward(y, gy)
+        return gy * y * (1 - y)
+
+    def backward(self, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        y, gy = self.saved_tensors
+        n_y, n_gy = self.needs_input_grad
+        return (g * gy * (1.0 - y * 2.0) if n_y else None, g * y * (1.0 - y) if n_gy else None)
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -80,13 +103,28 @@ class ReLU(Function):
     op_name = "relu"
 
     def forward(self, x: Any) -> Any:
-        y = array_module(x).asarray(array_module(x).maximum(x, 0))
+        y = array_module(x).maximum(x, 0)
         self.save_for_backward(y)
         return y
 
     def backward(self, gy: Tensor) -> Tensor:
         (y,) = self.saved_tensors
-        return gy * _positive_mask(y.data)
+        return MaskGrad(y.data > 0)(gy)
+
+
+class MaskGrad(Function):
+    """``gy`` where a constant boolean mask holds, else 0 (piecewise-linear backward)."""
+
+    op_name = "mask_grad"
+
+    def __init__(self, mask: Any) -> None:
+        self.mask = mask
+
+    def forward(self, gy: Any) -> Any:
+        return gy * self.mask
+
+    def backward(self, g: Tensor) -> Tensor:
+        return MaskGrad(self.mask)(g)
 
 
 class LeakyReLU(Function):

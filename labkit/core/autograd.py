@@ -18,6 +18,7 @@ from labkit.core.function import Function, _check_finite
 from labkit.core.mode import _MODE, Mode, get_mode
 from labkit.core.tensor import Tensor
 
+_wrap = Tensor._wrap
 _SECOND_TIME = (
     "backward: trying to backward through the graph a second time ({op} was already freed); "
     "pass retain_graph=True to the first backward() if you need to call it again"
@@ -170,12 +171,20 @@ def _run_backward(
                     continue
                 node, idx = e
                 if idx < 0:
-                    _add_leaf(leaf_grads, node, gx)
+                    entry = leaf_grads.get(id(node))
+                    if entry is None:
+                        leaf_grads[id(node)] = [node, gx]
+                    else:
+                        entry[1] = entry[1] + gx if create_graph else _wrap(entry[1].data + gx.data)
                 else:
                     nbuf = node._gbuf
                     if nbuf is None:
                         nbuf = node._gbuf = [None] * node._n_out
-                    nbuf[idx] = gx if nbuf[idx] is None else nbuf[idx] + gx
+                    prev = nbuf[idx]
+                    if prev is None:
+                        nbuf[idx] = gx
+                    else:
+                        nbuf[idx] = prev + gx if create_graph else _wrap(prev.data + gx.data)
     finally:
         _MODE.reset(token)
         for fn in order:

@@ -59,7 +59,8 @@ def _sigmoid_array(x: Any) -> Any:
     """``1 / (1 + exp(-x))`` without overflow: exp of a non-positive number only."""
     xp = array_module(x)
     e = xp.exp(-xp.abs(x))
-    return xp.asarray(xp.where(x >= 0, 1 / (1 + e), e / (1 + e)))
+    r = 1 / (1 + e)
+    return xp.where(x >= 0, r, e * r)
 
 
 class Sigmoid(Function):

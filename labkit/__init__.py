@@ -10,7 +10,7 @@ loss.backward()
 
 from __future__ import annotations
 
-from labkit import functional, io, nn
+from labkit import functional, io, nn, optim
 from labkit.backends import Device, backends
 from labkit.backends.device import Device as device  # noqa: N813 - torch.device
 from labkit.core.autograd import grad

@@ -15,6 +15,7 @@ from labkit.ops import methods as _methods
 from labkit.ops.activation import *  # noqa: F403
 from labkit.ops.arith import *  # noqa: F403
 from labkit.ops.broadcast import *  # noqa: F403
+from labkit.ops.compare import *  # noqa: F403
 from labkit.ops.conv import *  # noqa: F403
 from labkit.ops.index import *  # noqa: F403
 from labkit.ops.linalg import *  # noqa: F403
@@ -30,7 +31,7 @@ from labkit.ops.transfer import *  # noqa: F403
 from labkit.plugins.registry import registry
 
 FAMILY_NAMES = (
-    "arith", "broadcast", "transfer", "math", "activation", "reduce", "shape", "pad", "index", "linalg", "loss", "nn",
+    "arith", "broadcast", "transfer", "math", "compare", "activation", "reduce", "shape", "pad", "index", "linalg", "loss", "nn",
     "conv", "pool", "norm",
 )  # fmt: skip
 FAMILIES = tuple(importlib.import_module(f"labkit.ops.{name}") for name in FAMILY_NAMES)

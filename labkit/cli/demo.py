@@ -29,7 +29,7 @@ def spiral(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit demo", description=__doc__)
-    parser.add_argument("--steps", type=int, default=1500, help="SGD steps (default 1500)")
+    parser.add_argument("--steps", type=int, default=500, help="SGD steps (default 500)")
     parser.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

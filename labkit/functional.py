@@ -14,6 +14,7 @@ from labkit.core.function import Function
 from labkit.ops import methods as _methods
 from labkit.ops.activation import *  # noqa: F403
 from labkit.ops.arith import *  # noqa: F403
+from labkit.ops.attention import *  # noqa: F403
 from labkit.ops.broadcast import *  # noqa: F403
 from labkit.ops.compare import *  # noqa: F403
 from labkit.ops.conv import *  # noqa: F403
@@ -32,7 +33,7 @@ from labkit.plugins.registry import registry
 
 FAMILY_NAMES = (
     "arith", "broadcast", "transfer", "math", "compare", "activation", "reduce", "shape", "pad", "index", "linalg", "loss", "nn",
-    "conv", "pool", "norm",
+    "conv", "pool", "norm", "attention",
 )  # fmt: skip
 FAMILIES = tuple(importlib.import_module(f"labkit.ops.{name}") for name in FAMILY_NAMES)
 

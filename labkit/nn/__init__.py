@@ -17,9 +17,33 @@ from labkit.nn.parameter import Parameter
 
 __all__ = ["IncompatibleKeys", "Module", "ModuleDict", "ModuleList", "Parameter", "Sequential", "init"]
 
-# ---- layers --------------------------------------------------------------------------
-# Layer modules (linear.py, conv.py, norm.py, recurrent.py, attention.py, embedding.py,
-# dropout.py, activation.py ...) are imported below, one line each, and added to __all__:
-#
-#   from labkit.nn.linear import Linear
-#   __all__ += ["Linear"]
+# ---- layers: one module per family, each name exported here -------------------------
+
+from labkit.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
+from labkit.nn.attention import MultiheadAttention, causal_mask, padding_mask
+from labkit.nn.conv import Conv1d, Conv2d
+from labkit.nn.dropout import Dropout
+from labkit.nn.embedding import Embedding
+from labkit.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten
+from labkit.nn.loss import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+    sequence_cross_entropy,
+)
+from labkit.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from labkit.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from labkit.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
+from labkit.nn.transformer import TransformerEncoder, TransformerEncoderLayer
+
+__all__ += [
+    "ELU", "GELU", "LeakyReLU", "LogSoftmax", "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh",
+    "Conv1d", "Conv2d", "Dropout", "Embedding", "Bilinear", "Flatten", "Identity", "Linear", "Unflatten",
+    "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss", "sequence_cross_entropy",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d",
+    "LearnedPositionalEmbedding", "MultiheadAttention", "SinusoidalPositionalEmbedding", "TransformerEncoder",
+    "TransformerEncoderLayer", "causal_mask", "padding_mask",
+]  # fmt: skip

@@ -12,7 +12,11 @@ THREADS = 2
 
 
 def limit_threads(n: int = THREADS) -> None:
-    """Use n BLAS/OpenMP threads in numpy and torch alike (set before heavy imports)."""
+    """Use n BLAS/OpenMP threads in numpy and torch alike, and let malloc reuse freed
+    blocks (labkit.backends.allocator) for every framework in the process alike."""
+    from labkit.backends.allocator import reuse_freed_memory
+
+    reuse_freed_memory()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(n))
     try:

@@ -146,3 +146,14 @@ def test_cuda_round_trip(device: str) -> None:
     np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy(), rtol=1e-6)
     z = labkit.from_dlpack(y)
     assert z.device == "cuda:0"
+
+
+def test_reuse_freed_memory_is_accepted_by_glibc_and_validates() -> None:
+    import platform
+
+    from labkit.backends.allocator import reuse_freed_memory
+
+    if platform.libc_ver()[0] == "glibc":
+        assert reuse_freed_memory() is True
+    with pytest.raises(ValueError, match="mmap_threshold must be in"):
+        reuse_freed_memory(mmap_threshold=0)

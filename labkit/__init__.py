@@ -68,6 +68,7 @@ __all__ = [
     "io",
     "load",
     "nn",
+    "optim",
     "save",
     "detect_anomaly",
     "device",

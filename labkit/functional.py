@@ -27,13 +27,15 @@ from labkit.ops.norm import *  # noqa: F403
 from labkit.ops.pad import *  # noqa: F403
 from labkit.ops.pool import *  # noqa: F403
 from labkit.ops.reduce import *  # noqa: F403
+from labkit.ops.rnn import *  # noqa: F403
+from labkit.ops.rnn_scan import *  # noqa: F403
 from labkit.ops.shape import *  # noqa: F403
 from labkit.ops.transfer import *  # noqa: F403
 from labkit.plugins.registry import registry
 
 FAMILY_NAMES = (
     "arith", "broadcast", "transfer", "math", "compare", "activation", "reduce", "shape", "pad", "index", "linalg", "loss", "nn",
-    "conv", "pool", "norm", "attention",
+    "conv", "pool", "norm", "attention", "rnn", "rnn_scan",
 )  # fmt: skip
 FAMILIES = tuple(importlib.import_module(f"labkit.ops.{name}") for name in FAMILY_NAMES)
 

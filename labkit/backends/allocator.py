@@ -38,7 +38,9 @@ def reuse_freed_memory(mmap_threshold: int = MAX_MMAP_THRESHOLD, trim_threshold:
     Returns True when glibc accepted both settings.
     """
     if not 0 < mmap_threshold <= MAX_MMAP_THRESHOLD:
-        raise ValueError(f"reuse_freed_memory: mmap_threshold must be in (0, {MAX_MMAP_THRESHOLD}], got {mmap_threshold}")
+        raise ValueError(
+            f"reuse_freed_memory: mmap_threshold must be in (0, {MAX_MMAP_THRESHOLD}], got {mmap_threshold}"
+        )
     if trim_threshold <= 0:
         raise ValueError(f"reuse_freed_memory: trim_threshold must be positive, got {trim_threshold}")
     lib = _libc()

@@ -21,6 +21,7 @@ __all__ = ["IncompatibleKeys", "Module", "ModuleDict", "ModuleList", "Parameter"
 
 from labkit.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from labkit.nn.attention import MultiheadAttention, causal_mask, padding_mask
+from labkit.nn.cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from labkit.nn.conv import Conv1d, Conv2d
 from labkit.nn.dropout import Dropout
 from labkit.nn.embedding import Embedding
@@ -37,6 +38,8 @@ from labkit.nn.loss import (
 from labkit.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from labkit.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from labkit.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEmbedding
+from labkit.nn.recurrent import GRU, LSTM, RNN, RNNBase
+from labkit.nn.sequence import lengths_to_mask, pad_sequence, unpad_sequence
 from labkit.nn.transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ += [
@@ -46,4 +49,6 @@ __all__ += [
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d",
     "LearnedPositionalEmbedding", "MultiheadAttention", "SinusoidalPositionalEmbedding", "TransformerEncoder",
     "TransformerEncoderLayer", "causal_mask", "padding_mask",
+    "GRU", "LSTM", "RNN", "RNNBase", "GRUCell", "LSTMCell", "RNNCell", "RNNCellBase",
+    "lengths_to_mask", "pad_sequence", "unpad_sequence",
 ]  # fmt: skip

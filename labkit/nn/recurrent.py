@@ -23,7 +23,7 @@ from labkit.nn.module import Module
 from labkit.nn.parameter import Parameter
 from labkit.ops.linalg import linear
 from labkit.ops.nn import dropout as dropout_op
-from labkit.ops.rnn_scan import GATE_COUNT, Unbind, as_lengths, rnn_scan
+from labkit.ops.rnn_scan import GATE_COUNT, UnbindSteps, as_lengths, rnn_scan
 from labkit.ops.shape import cat, squeeze, stack, swapaxes, unsqueeze
 
 __all__ = ["GRU", "LSTM", "RNN", "RNNBase"]
@@ -164,7 +164,7 @@ class RNNBase(Module):
                 raise ValueError(f"{self._where()}: expected {name} of shape {want}, got {s.shape}")
             if s.dtype != self.weight_ih_l0.dtype:
                 raise TypeError(f"{self._where()}: expected {name} of dtype {self.weight_ih_l0.dtype}, got {s.dtype}")
-            split.append(list(Unbind()(s if batched else unsqueeze(s, 1))))
+            split.append(list(UnbindSteps()(s if batched else unsqueeze(s, 1))))
         return split[0], split[1] if len(split) > 1 else [None] * count
 
     # ---- forward --------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as _numpy
+
 from labkit.backends.device import Device, DeviceLike
 
 
@@ -98,13 +100,14 @@ class BackendRegistry:
 
 
 backends = BackendRegistry()
+_ndarray = _numpy.ndarray
 
 
 def array_module(*arrays: Any) -> Any:
     """The numpy-compatible module (``numpy``, ``cupy``, ...) for these arrays."""
+    if arrays and type(arrays[0]) is _ndarray:
+        return _numpy
     for a in arrays:
         if a is not None and not isinstance(a, (int, float, bool, complex)):
             return backends.for_array(a).xp
-    import numpy
-
-    return numpy
+    return _numpy

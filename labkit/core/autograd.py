@@ -165,7 +165,8 @@ def _run_backward(
             if not retain_graph:
                 fn._saved = None
                 fn.next_edges = ()
-                fn._hooks = None
+                if fn._hooks is not None:
+                    fn._hooks = None
             for e, gx in zip(edges, gxs):
                 if e is None or gx is None:
                     continue

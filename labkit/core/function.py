@@ -24,7 +24,25 @@ from labkit.backends.registry import backends
 from labkit.core.mode import get_mode as _get_mode
 from labkit.core.tensor import Tensor
 
-_OUT = object()  # marker in saved slots: an output of this function
+
+class _SavedOutput:
+    """An output saved for backward, held by weak reference (no cycle through the graph)."""
+
+    __slots__ = ("array", "idx", "ref")
+
+    def __init__(self, tensor: Tensor, array: Any, idx: int) -> None:
+        self.ref = weakref.ref(tensor)
+        self.array = array
+        self.idx = idx
+
+    def unpack(self, fn: Function) -> Tensor:
+        t = self.ref()
+        if t is None:
+            # the caller dropped this output (exp(x).sum()); under create_graph it must
+            # still lead back to its function, so rebuild it as that function's output
+            t = Tensor._node(self.array, fn, self.idx) if _get_mode().grad_enabled else Tensor._wrap(self.array)
+        return t
+
 _ndarray = np.ndarray
 _wrap = Tensor._wrap
 _NO_GRAD = tuple((False,) * n for n in range(16))
@@ -78,21 +96,7 @@ class Function:
                 "its saved tensors were freed after the first backward. "
                 "Pass retain_graph=True to the first backward() if you need to call it again."
             )
-        out = []
-        for item in saved:
-            if type(item) is tuple and len(item) == 4 and item[0] is _OUT:
-                _, ref, array, idx = item
-                t = ref()
-                if t is None:
-                    # the caller dropped this output (exp(x).sum()); under create_graph it must
-                    # still lead back to this function, so rebuild it as this function's output
-                    t = Tensor._node(array, self, idx) if _get_mode().grad_enabled else Tensor._wrap(array)
-                out.append(t)
-            elif item is None or isinstance(item, Tensor):
-                out.append(item)
-            else:
-                out.append(Tensor._wrap(item))
-        return tuple(out)
+        return tuple([item.unpack(self) if type(item) is _SavedOutput else item for item in saved])
 
     @classmethod
     def register_kernel(cls, backend: str, forward: Callable[..., Any]) -> None:
@@ -144,7 +148,12 @@ class Function:
         mode = _get_mode()
         requires = any_grad and mode.grad_enabled
         if requires:
-            self.needs_input_grad = tuple([x.requires_grad for x in inputs])
+            if n == 1:
+                self.needs_input_grad = (True,)
+            elif n == 2:
+                self.needs_input_grad = (x0.requires_grad, x1.requires_grad)
+            else:
+                self.needs_input_grad = tuple([x.requires_grad for x in inputs])
         else:
             self.needs_input_grad = _NO_GRAD[n] if n < 16 else (False,) * n
         ys = kernel(self, *arrays) if kernel is not None else self.forward(*arrays)
@@ -158,12 +167,16 @@ class Function:
                 return tuple([_wrap(np.asarray(y) if isinstance(y, np.generic) else y) for y in ys])
             return _wrap(np.asarray(ys) if isinstance(ys, np.generic) else ys)
 
-        self.next_edges = tuple(
-            [
-                (x.creator, x._out_idx) if x.creator is not None else ((x, -1) if x.requires_grad else None)
-                for x in inputs
-            ]
-        )
+        if n == 1:
+            c = x0.creator
+            self.next_edges = ((c, x0._out_idx) if c is not None else (x0, -1),)
+        else:
+            self.next_edges = tuple(
+                [
+                    (x.creator, x._out_idx) if x.creator is not None else ((x, -1) if x.requires_grad else None)
+                    for x in inputs
+                ]
+            )
         if isinstance(ys, tuple):
             ys = tuple([np.asarray(y) if isinstance(y, np.generic) else y for y in ys])
             outs = tuple([_node(y, self, i) for i, y in enumerate(ys)])
@@ -193,8 +206,9 @@ class Function:
         return backend
 
     def _resolve_saved(
-        self, arrays: list[Any], inputs: tuple[Tensor, ...], ys: tuple[Any, ...], outs: tuple[Tensor, ...]
+        self, arrays: tuple[Any, ...], inputs: tuple[Tensor, ...], ys: tuple[Any, ...], outs: tuple[Tensor, ...]
     ) -> tuple[Any, ...]:
+        """Saved arrays as what backward will see: input Tensors, output references, constants."""
         saved = []
         for item in self._to_save:
             if item is None or isinstance(item, Tensor):
@@ -207,10 +221,10 @@ class Function:
             else:
                 for k, (y, t) in enumerate(zip(ys, outs)):
                     if item is y:
-                        saved.append((_OUT, weakref.ref(t), y, k))
+                        saved.append(_SavedOutput(t, y, k))
                         break
                 else:
-                    saved.append(item)
+                    saved.append(_wrap(item))
         return tuple(saved)
 
     def release(self) -> None:

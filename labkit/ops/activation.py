@@ -24,7 +24,7 @@ __all__ = ["erf", "tanh", "sigmoid", "relu", "leaky_relu", "elu", "gelu", "silu"
 def _floating(x: Any, op: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
-    return x if x.dtype.kind == "f" else x.to(dtype=dtypes.default_float)
+    return x if x.data.dtype.kind == "f" else x.to(dtype=dtypes.default_float)
 
 
 # ---- tanh, sigmoid ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -25,12 +26,8 @@ def limit_threads(n: int = THREADS) -> None:
         threadpool_limits(n)
     except ImportError:
         pass
-    try:
-        import torch
-
-        torch.set_num_threads(n)
-    except ImportError:
-        pass
+    if "torch" in sys.modules:  # never import torch here: memory runs of labkit must not carry it
+        sys.modules["torch"].set_num_threads(n)
 
 
 def interleaved(
@@ -72,7 +69,19 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, BLAS: {blas or 'unknown'}, env: {env or 'none'}"
 
 
-def peak_rss_mib() -> float:
-    import resource
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def rss_mib() -> float:
+    """Resident set now."""
+    return _status_mib("VmRSS")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set of this process image (VmHWM: unlike ru_maxrss, not inherited over fork+exec)."""
+    return _status_mib("VmHWM")

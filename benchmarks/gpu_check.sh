@@ -26,9 +26,9 @@ fi
 python3 -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | tee "$out/gpu_tests.txt"
 tests_rc=${PIPESTATUS[0]}
 
-for bench in benchmarks/ops_overhead.py; do
+for bench in benchmarks/ops_overhead.py benchmarks/training_steps.py; do
   name=$(basename "$bench" .py)
-  timeout 240 python3 "$bench" --device cuda --repeats 20 2>&1 | tee "$out/${name}_cuda.txt"
+  timeout 200 python3 "$bench" --device cuda --repeats 20 2>&1 | tee "$out/${name}_cuda.txt"
 done
 echo "gpu tests exit code: $tests_rc" | tee -a "$out/env.txt"
 exit "$tests_rc"

@@ -100,10 +100,6 @@ class Tensor:
     def device(self) -> Device:
         return backends.for_array(self.data).device_of(self.data)
 
-    @property
-    def size_(self) -> int:
-        return int(self.data.size)
-
     def size(self, dim: int | None = None) -> Any:
         return self.shape if dim is None else self.shape[dim]
 

@@ -20,6 +20,7 @@ from labkit.core.tensor import Tensor
 from labkit.ops._util import normalize_axis
 from labkit.ops.broadcast import broadcast_to
 from labkit.ops.math import exp, sqrt
+from labkit.ops.shape import Reshape
 
 __all__ = ["sum", "mean", "var", "std", "max", "min", "argmax", "argmin", "logsumexp", "prod", "any", "all"]
 
@@ -67,24 +68,8 @@ def _check_nonempty(x: Tensor, axes: tuple[int, ...], op: str) -> None:
 # ---- helpers for backward ------------------------------------------------------------
 
 
-class _Reshape(Function):
-    """Reshape between a reduction's output and its keepdims shape (private: shape.py owns reshape)."""
-
-    op_name = "reshape"
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-
-    def forward(self, x: Any) -> Any:
-        self.x_shape = x.shape
-        return x.reshape(self.shape)
-
-    def backward(self, gy: Tensor) -> Tensor:
-        return _reshape(gy, self.x_shape)
-
-
 def _reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
-    return x if x.shape == tuple(shape) else _Reshape(tuple(shape))(x)
+    return x if x.shape == tuple(shape) else Reshape(tuple(shape))(x)
 
 
 def _keep(y: Tensor, x_shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> Tensor:

@@ -95,7 +95,9 @@ def require(name: str, data_dir: str | Path | None = None) -> Path:
     found = locate(name, data_dir)
     if found.path is None:
         looked = "\n  ".join(found.looked) or "(nowhere)"
-        raise DatasetNotFoundError(f"dataset {name!r} is not available; looked in:\n  {looked}\nto get it: {spec.how_to_get}")
+        raise DatasetNotFoundError(
+            f"dataset {name!r} is not available; looked in:\n  {looked}\nto get it: {spec.how_to_get}"
+        )
     return found.path
 
 
@@ -113,8 +115,8 @@ def _load_builtins() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     import importlib
 
     for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+        importlib.import_module(module)  # a failure propagates, and the next call tries again
+    _loaded = True

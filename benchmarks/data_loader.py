@@ -1,0 +1,178 @@
+"""Image input pipeline throughput: ImageFolder + transforms + DataLoader, with and without ImageCache.
+
+Writes ``--images`` (10,000) generated shapes as 28x28 grey PNGs (``make_shapes``) to a
+temporary folder once, then measures images/second over one epoch of:
+
+- the floor: a plain single-threaded Pillow loop (open, convert("L"), np.asarray);
+- ``ImageFolder`` items without transforms: decoding vs reading the decoded-image cache;
+- the training pipeline (RandomCrop(28, padding=2), RandomHorizontalFlip, ToArray,
+  Normalize) through ``DataLoader(batch_size=64)`` with 0 and ``--workers`` workers, with
+  and without the cache (and the first, cache-filling epoch);
+- the loader feeding the benchmark CNN (``labkit_step("cnn")`` of training_steps.py, one
+  step per batch of 64 1x28x28 images), against the step alone.
+
+Targets: a cached epoch of ImageFolder items at least 5x faster than decoding them; with
+prefetching workers, loader + CNN step at most 1.15x the CNN step alone (the loader keeps up).
+
+    python benchmarks/data_loader.py [--images 10000] [--workers 2] [--repeats 3] [--root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from _harness import interleaved, limit_threads, machine
+
+limit_threads()
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from labkit.data.loader import DataLoader  # noqa: E402
+from labkit.data.vision import ImageFolder, make_shapes  # noqa: E402
+from labkit.data.vision import transforms as T  # noqa: E402
+
+CLASSES = ("circle", "square", "triangle", "star", "pentagon", "hexagon", "cross", "diamond")
+BATCH = 64
+SIZE = 28
+
+
+def write_images(root: Path, n_images: int) -> Path:
+    """``n_images`` 28x28 grey PNGs in an ImageFolder layout (reused if ``root`` already holds them)."""
+    per_class = -(-n_images // len(CLASSES))
+    marker = root / f".complete-{per_class}"
+    if not marker.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        make_shapes(root, per_class, size=SIZE, classes=CLASSES, seed=0, mode="L")
+        marker.write_text("ok\n")
+    return root
+
+
+def augment() -> T.Compose:
+    return T.Compose([T.RandomCrop(SIZE, padding=2), T.RandomHorizontalFlip(), T.ToArray(), T.Normalize([0.5], [0.25])])
+
+
+def pillow_floor(paths: list[str]) -> None:
+    for path in paths:
+        with Image.open(path) as image:
+            np.asarray(image.convert("L"))
+
+
+def read_items(dataset: ImageFolder) -> None:
+    for i in range(len(dataset)):
+        dataset[i]
+
+
+def run_loader(loader: DataLoader, step: Callable[[], None] | None = None) -> int:
+    batches = 0
+    for images, _labels in loader:
+        images.data.sum()  # touch the batch
+        if step is not None:
+            step()
+        batches += 1
+    return batches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cnn-batches", type=int, default=40, help="batches timed with the CNN step")
+    parser.add_argument("--root", type=Path, default=None, help="keep the PNGs here between runs")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="labkit-bench-data-"))
+    root = args.root or tmp / "png"
+    cache_dir = tmp / "cache"
+    try:
+        t0 = time.perf_counter()
+        write_images(root, args.images)
+        written = time.perf_counter() - t0
+        plain = ImageFolder(root, mode="L")
+        n = len(plain)
+        paths = [p for p, _ in plain.samples]
+        cached = ImageFolder(root, mode="L", cache=cache_dir / "items")
+        augmented = ImageFolder(root, transform=augment(), mode="L")
+        augmented_cached = ImageFolder(root, transform=augment(), mode="L", cache=cache_dir / "aug")
+        configs = [(0, "thread"), (args.workers, "thread"), (args.workers, "process")]
+
+        def fresh_fill() -> None:
+            shutil.rmtree(cache_dir / "fresh", ignore_errors=True)
+            read_items(ImageFolder(root, mode="L", cache=cache_dir / "fresh"))
+
+        def loader(ds: ImageFolder, workers: int, mode: str) -> DataLoader:
+            return DataLoader(ds, BATCH, shuffle=True, num_workers=workers, worker_mode=mode, seed=0, prefetch=2)
+
+        epochs: dict[str, Callable[[], object]] = {
+            "Pillow loop, 1 thread (floor)": lambda: pillow_floor(paths),
+            "ImageFolder items, decoding": lambda: read_items(plain),
+            "ImageFolder items, first epoch filling the cache": fresh_fill,
+            "ImageFolder items, cached (memmap)": lambda: read_items(cached),
+        }
+        for ds, suffix in ((augmented, ""), (augmented_cached, ", cached")):
+            for workers, mode in configs:
+                name = f"DataLoader + augmentation, {workers} worker(s) {mode if workers else ''}".rstrip() + suffix
+                epochs[name] = lambda d=ds, w=workers, m=mode: run_loader(loader(d, w, m))
+        seconds = interleaved(epochs, args.repeats, warmup=1)  # warm-up fills the caches
+
+        floor = seconds["Pillow loop, 1 thread (floor)"]
+        print(f"# Image input pipeline ({datetime.date.today()}; {machine()})\n")
+        print(f"{n} grey {SIZE}x{SIZE} PNGs from make_shapes (written in {written:.1f} s), batch {BATCH}, ", end="")
+        print(f"median of {args.repeats} epochs, configurations interleaved.\n")
+        print("| pipeline | images/s | ms per batch of 64 | vs Pillow floor |")
+        print("|---|---:|---:|---:|")
+        for name, value in seconds.items():
+            print(f"| {name} | {n / value:,.0f} | {1000 * value / n * BATCH:.2f} | {floor / value:.2f}x |")
+
+        from training_steps import labkit_step
+
+        step = labkit_step("cnn")
+        cnn_batches = min(args.cnn_batches, n // BATCH)
+
+        def fed(ds: ImageFolder, workers: int, mode: str) -> Callable[[], None]:
+            def epoch() -> None:
+                for k, (images, _labels) in enumerate(loader(ds, workers, mode)):
+                    images.data.sum()
+                    step()
+                    if k + 1 == cnn_batches:
+                        break
+
+            return epoch
+
+        runs: dict[str, Callable[[], object]] = {"CNN step alone": lambda: [step() for _ in range(cnn_batches)]}
+        for ds, suffix in ((augmented, ""), (augmented_cached, ", cached")):
+            for workers, mode in configs:
+                runs[f"{workers} worker(s) {mode if workers else ''}".rstrip() + suffix] = fed(ds, workers, mode)
+        per_step = {k: v / cnn_batches for k, v in interleaved(runs, args.repeats, warmup=1).items()}
+        step_alone = per_step.pop("CNN step alone")
+
+        print(f"\nCNN step alone (labkit_step('cnn'), batch {BATCH}): {1000 * step_alone:.1f} ms; ", end="")
+        print(f"{cnn_batches} batches per run, interleaved.\n")
+        print("| loader feeding the CNN step | ms per step | vs step alone | keeps up (<= 1.15x) |")
+        print("|---|---:|---:|---|")
+        for name, value in per_step.items():
+            ratio = value / step_alone
+            print(f"| {name} | {1000 * value:.1f} | {ratio:.2f}x | {'yes' if ratio <= 1.15 else 'no'} |")
+
+        speedup = seconds["ImageFolder items, decoding"] / seconds["ImageFolder items, cached (memmap)"]
+        prefetched = [v / step_alone for k, v in per_step.items() if not k.startswith("0 ") and "cached" not in k]
+        print("\n| target | measured | met |")
+        print("|---|---|---|")
+        print(f"| cached epoch >= 5x faster than decoding | {speedup:.1f}x | {'yes' if speedup >= 5 else 'NO'} |")
+        best = min(prefetched)
+        print(
+            f"| prefetching loader (uncached) keeps up with the CNN step | {best:.2f}x | {'yes' if best <= 1.15 else 'NO'} |"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

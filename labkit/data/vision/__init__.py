@@ -1,0 +1,47 @@
+"""``labkit.data.vision``: image datasets and transforms on Pillow and numpy (no torchvision).
+
+- ``ImageFolder`` (folder.py): one class per sub-folder, any format Pillow opens;
+- ``transforms``: Compose, Resize, CenterCrop, RandomCrop, RandomResizedCrop,
+  RandomHorizontalFlip, ColorJitter, Grayscale, ToArray, Normalize;
+- readers (formats.py): ``read_idx``/``MNISTLike``, ``read_cifar_batch``/``CIFAR``,
+  ``read_csv_pixels``/``CSVPixels``, all giving ``ArrayImageDataset``s;
+- ``make_shapes`` (shapes.py), ``export_image_folder`` (export.py), ``ImageCache`` (cache.py).
+
+The named datasets (digits, mnist5k, fashion_mnist, cifar10, shapes) live in builtin.py
+and are loaded through ``labkit.data.load_dataset``.
+"""
+
+from labkit.data.vision import transforms
+from labkit.data.vision.cache import ImageCache
+from labkit.data.vision.export import export_image_folder
+from labkit.data.vision.folder import ImageFolder, ImageReadError, convert_mode, load_image
+from labkit.data.vision.formats import (
+    CIFAR,
+    ArrayImageDataset,
+    CSVPixels,
+    MNISTLike,
+    read_cifar_batch,
+    read_csv_pixels,
+    read_idx,
+)
+from labkit.data.vision.shapes import SHAPES, draw_shape, make_shapes
+
+__all__ = [
+    "CIFAR",
+    "SHAPES",
+    "ArrayImageDataset",
+    "CSVPixels",
+    "ImageCache",
+    "ImageFolder",
+    "ImageReadError",
+    "MNISTLike",
+    "convert_mode",
+    "draw_shape",
+    "export_image_folder",
+    "load_image",
+    "make_shapes",
+    "read_cifar_batch",
+    "read_csv_pixels",
+    "read_idx",
+    "transforms",
+]

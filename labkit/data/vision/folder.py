@@ -1,0 +1,258 @@
+"""``ImageFolder``: one class per sub-folder of images, decoded with Pillow.
+
+    root/cat/001.png, root/cat/x.jpg, root/dog/a.webp ...  ->  classes ["cat", "dog"]
+
+Every image is converted explicitly to ``mode`` (see ``load_image``), so palette, grey,
+RGBA and 16-bit files mix in one dataset. Items are ``(image, label)``: the transform's
+output, by default an ``(H, W, C)`` ``uint8`` array.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from labkit.data.dataset import Dataset
+from labkit.data.vision.cache import ImageCache
+from labkit.data.vision.transforms import Transform, split_deterministic, to_hwc
+
+log = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+MODES = ("RGB", "L", "RGBA")  # what items hold: (H, W, 3), (H, W, 1), (H, W, 4) uint8
+
+
+class ImageReadError(ValueError):
+    """An image file Pillow cannot open or decode (unreadable, truncated, not an image)."""
+
+
+def image_extensions() -> frozenset[str]:
+    """Lower-case file extensions (with the dot) that the installed Pillow can open."""
+    Image.init()
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16/32-bit integer and float greyscale -> ``L``: 16-bit ranges are scaled by 255/65535, floats clipped."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        # "I" almost always holds a 16-bit source (PNG/TIFF); Pillow's own convert clips instead of scaling
+        values = np.asarray(image).astype(np.int64)
+        return Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8))
+    if image.mode == "F":
+        return Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8))
+    return image
+
+
+def convert_mode(
+    image: Image.Image, mode: str, background: tuple[int, int, int] | None = (255, 255, 255)
+) -> Image.Image:
+    """``image`` in ``mode``, converted explicitly.
+
+    - 16-bit (``I;16*``, ``I``) and float (``F``) greyscale become 8-bit first: 16-bit values are
+      scaled by 255/65535 (``>> 8``), floats are rounded and clipped to [0, 255].
+    - Transparency (``RGBA``, ``LA``, ``PA``, palette or RGB with a transparent colour) is
+      composited on ``background`` (white by default) when ``mode`` has no alpha; with
+      ``background=None`` the alpha channel is dropped instead. ``mode="RGBA"`` keeps it.
+    - Palette images are expanded through their palette; CMYK/YCbCr/HSV/LAB go through RGB.
+    """
+    image = _to_8bit(image)
+    if image.mode == mode:
+        return image
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if has_alpha and mode not in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        if background is None:
+            image = rgba.convert("RGB")
+        else:
+            canvas = Image.new("RGBA", rgba.size, (*background, 255))
+            image = Image.alpha_composite(canvas, rgba).convert("RGB")
+        return image if image.mode == mode else image.convert(mode)
+    if image.mode not in ("L", "RGB", "RGBA", "1", "P") and mode != "RGB":
+        image = image.convert("RGB")
+    return image.convert(mode)
+
+
+def load_image(
+    path: str | Path, mode: str = "RGB", background: tuple[int, int, int] | None = (255, 255, 255)
+) -> Image.Image:
+    """Decode ``path`` fully and convert it to ``mode`` (``convert_mode``); ``ImageReadError`` names the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: a truncated file fails here, not later
+            return convert_mode(image, mode, background)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(
+            f"cannot read image file '{path}': expected an image Pillow can decode, got {type(error).__name__}: {error}"
+        ) from error
+
+
+def find_classes(root: Path, classes: Sequence[str] | None = None) -> list[str]:
+    """Sub-folder names of ``root`` (sorted), or ``classes`` in the given order after checking they exist."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"ImageFolder: root '{root}' is not a directory")
+    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if classes is None:
+        if not found:
+            raise ValueError(f"ImageFolder: expected one sub-folder per class in '{root}', got no sub-folders")
+        return found
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"ImageFolder: classes expected distinct folder names, got {list(classes)}")
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise ValueError(f"ImageFolder: classes {missing} have no folder in '{root}'; folders there: {found}")
+    return list(classes)
+
+
+class ImageFolder(Dataset):
+    """A map-style dataset of ``(image, label)`` from ``root/<class>/<file>``.
+
+    ``classes`` (sorted folder names unless given), ``class_to_idx``, ``samples`` (``(path, label)``
+    pairs, sorted by class then file name) and ``targets`` describe it. Files whose extension is
+    not in ``extensions`` (default: every extension Pillow opens) and hidden files are ignored.
+
+    ``mode``: the Pillow mode every image is converted to (``convert_mode``: RGBA and palette
+    transparency are composited on white, or ``background=None`` drops the alpha; 16-bit is scaled).
+    ``transform``: a labkit transform (``Compose`` of ``vision.transforms``) runs its deterministic
+    leading part (Resize, CenterCrop, Grayscale) on the PIL Image and the rest on the ``(H, W, C)``
+    ``uint8`` array, converting once; any other callable gets the PIL Image (or, with a cache,
+    the cached array). A PIL Image a transform returns becomes an ``(H, W, C)`` ``uint8`` array;
+    anything else (e.g. ToArray's CHW float32) is kept.
+    ``on_error="raise"`` raises ``ImageReadError`` naming the file when an item is read;
+    ``on_error="skip"`` decodes every file once up front, drops the unreadable ones, lists them in
+    ``skipped`` (``(path, reason)``) and logs a warning summary. ``cache`` (an ``ImageCache`` or a
+    directory) keeps the decoded output of the transform's deterministic leading part (Resize,
+    CenterCrop, Grayscale) in a memory-mapped file, so later epochs skip decoding.
+    ``num_threads``: threads for the up-front decoding pass of ``on_error="skip"``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        extensions: Sequence[str] | None = None,
+        mode: str = "RGB",
+        on_error: str = "raise",
+        cache: ImageCache | str | Path | None = None,
+        classes: Sequence[str] | None = None,
+        background: tuple[int, int, int] | None = (255, 255, 255),
+        num_threads: int = 8,
+    ) -> None:
+        if on_error not in ON_ERROR:
+            raise ValueError(f"ImageFolder: on_error expected one of {ON_ERROR}, got {on_error!r}")
+        if mode not in MODES:
+            raise ValueError(f"ImageFolder: mode expected one of {MODES}, got {mode!r}")
+        self.root = Path(root)
+        self.transform, self.target_transform = transform, target_transform
+        self.mode, self.background, self.on_error = mode, background, on_error
+        self.num_threads = num_threads
+        exts = (
+            image_extensions()
+            if extensions is None
+            else {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+        )
+        self.extensions = frozenset(exts)
+        self.classes = find_classes(self.root, classes)
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        self.samples: list[tuple[str, int]] = []
+        for label, name in enumerate(self.classes):
+            folder = self.root / name
+            files = sorted(
+                e.path
+                for e in os.scandir(folder)
+                if e.is_file() and not e.name.startswith(".") and Path(e.name).suffix.lower() in self.extensions
+            )
+            if not files:
+                raise ValueError(
+                    f"ImageFolder: class folder '{folder}' is empty: expected files with extensions "
+                    f"{sorted(self.extensions)[:12]}{' ...' if len(self.extensions) > 12 else ''}, got none"
+                )
+            self.samples.extend((f, label) for f in files)
+        self.skipped: list[tuple[str, str]] = []
+        if on_error == "skip":
+            self._drop_unreadable()
+        self.targets = [label for _, label in self.samples]
+        self._prefix, self._rest = split_deterministic(transform)
+        self.cache: ImageCache | None = None
+        if cache is not None:
+            self.cache = cache if isinstance(cache, ImageCache) else ImageCache(cache)
+            self.cache.attach(self)
+
+    def _drop_unreadable(self) -> None:
+        def check(path: str) -> str | None:
+            try:
+                load_image(path, self.mode, self.background)
+            except ImageReadError as error:
+                return str(error)
+            return None
+
+        with ThreadPoolExecutor(max(1, self.num_threads)) as pool:
+            reasons = list(pool.map(check, [p for p, _ in self.samples]))
+        self.skipped = [(p, r) for (p, _), r in zip(self.samples, reasons) if r is not None]
+        self.samples = [s for s, r in zip(self.samples, reasons) if r is None]
+        if self.skipped:
+            shown = "\n  ".join(r for _, r in self.skipped[:5])
+            more = f"\n  ... and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            log.warning(
+                "ImageFolder '%s': skipped %d unreadable file(s):\n  %s%s", self.root, len(self.skipped), shown, more
+            )
+        if not self.samples:
+            raise ValueError(
+                f"ImageFolder: every file under '{self.root}' was unreadable ({len(self.skipped)} skipped)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int) -> Image.Image:
+        """The decoded image ``index`` in ``mode``, before any transform."""
+        return load_image(self.samples[index][0], self.mode, self.background)
+
+    def decode_prefix(self, index: int) -> np.ndarray:
+        """Image ``index`` through the transform's deterministic prefix, as an ``(H, W, C)`` ``uint8`` array."""
+        return to_hwc(self._prefix(self.load(index)), "ImageFolder")
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if not -len(self.samples) <= index < len(self.samples):
+            raise IndexError(f"ImageFolder: index {index} out of range for {len(self.samples)} images")
+        index %= len(self.samples)
+        label = self.samples[index][1]
+        if self.cache is not None:
+            image = self._rest(self.cache.get(index))
+        elif self.transform is None or isinstance(self.transform, Transform):
+            image = self._rest(self.decode_prefix(index))  # one PIL -> array conversion, then array ops
+        else:
+            image = self.transform(self.load(index))
+        if isinstance(image, Image.Image):  # datasets hand out numpy arrays, never PIL Images
+            image = to_hwc(image, "ImageFolder")
+        return image, (self.target_transform(label) if self.target_transform is not None else label)
+
+    def check_sizes(self) -> tuple[int, int]:
+        """``(height, width)`` shared by every file (headers only, no decoding), or a ValueError listing the sizes."""
+        sizes: dict[tuple[int, int], list[str]] = {}
+        for path, _ in self.samples:
+            try:
+                with Image.open(path) as image:
+                    sizes.setdefault((image.height, image.width), []).append(path)
+            except (UnidentifiedImageError, OSError) as error:
+                raise ImageReadError(f"cannot read image file '{path}': {type(error).__name__}: {error}") from error
+        if len(sizes) > 1:
+            listing = "; ".join(f"{h}x{w}: {len(p)} file(s), e.g. '{p[0]}'" for (h, w), p in sorted(sizes.items()))
+            raise ValueError(
+                f"ImageFolder '{self.root}': expected one image size to stack batches, got {len(sizes)}: {listing}; "
+                "add a Resize (and CenterCrop) transform"
+            )
+        return next(iter(sizes))
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageFolder(root='{self.root}', {len(self)} images, {len(self.classes)} classes, mode={self.mode!r}, "
+            f"transform={self.transform!r}, skipped={len(self.skipped)}, cache={self.cache is not None})"
+        )

@@ -1,0 +1,247 @@
+"""Text classifiers over padded token ids: ``BagOfEmbeddings``, ``TextLSTM``, ``TextTransformer``.
+
+Every model has the same call: ``model(ids, lengths)`` with ``ids (B, T)`` int64 right-padded
+with ``padding_idx`` and ``lengths (B,)`` the number of real tokens, returning logits
+``(B, num_classes)``. Without ``lengths`` (``model(ids)``, e.g. a served model) the lengths are
+the counts of non-padding ids per row. The text task builds these batches; the models take the sizes it
+reports (``vocab_size``, ``num_classes``, ``padding_idx``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import labkit.functional as F
+import labkit.nn as nn
+from labkit.core.random import Generator
+from labkit.core.tensor import Tensor
+from labkit.models._checks import choice, positive_int, probability
+
+__all__ = ["BagOfEmbeddings", "TextLSTM", "TextTransformer", "hashed_ngrams", "infer_lengths", "masked_mean"]
+
+# Multipliers of the n-gram hash (fastText uses a string hash; ids hash just as well once the vocab is fixed).
+_HASH_PRIMES = (1, 116_049_371, 1_000_003, 2_654_435_761)
+
+
+def _host(x: Any) -> np.ndarray:
+    """A host numpy copy of a Tensor or array (ids and lengths steer indexing, not math)."""
+    if isinstance(x, Tensor):
+        x = x.data
+    return np.asarray(x.get() if hasattr(x, "get") else x)
+
+
+def infer_lengths(ids: Any, lengths: Any, padding_idx: int | None) -> np.ndarray:
+    """``lengths`` as host int64 ``(B,)``; when None, each row's count of ids other than ``padding_idx``."""
+    if lengths is not None:
+        return _host(lengths).astype(np.int64)
+    host = _host(ids)
+    if padding_idx is None:
+        return np.full(host.shape[0], host.shape[1], dtype=np.int64)
+    return (host != padding_idx).sum(axis=1).astype(np.int64)
+
+
+def masked_mean(x: Tensor, lengths: Any) -> Tensor:
+    """Mean over the first ``lengths[b]`` steps of ``x (B, T, D)`` -> ``(B, D)`` (padding ignored)."""
+    host = _host(lengths).astype(np.int64)
+    steps = x.shape[1]
+    mask = (np.arange(steps)[None, :] < host[:, None]).astype(np.float32)  # (B, T)
+    scale = mask / np.maximum(host, 1)[:, None].astype(np.float32)  # (B, T): 1/len on real steps
+    weights = Tensor(scale[:, :, None], dtype=x.dtype, device=x.device)  # (B, T, 1)
+    return (x * weights).sum(axis=1)  # (B, D)
+
+
+def hashed_ngrams(
+    ids: np.ndarray, lengths: np.ndarray, n: int, buckets: int, offset: int, pad_value: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Append hashed 2..n-gram ids (in ``[offset, offset + buckets)``) after each row's tokens.
+
+    ``ids (B, T)`` right-padded, ``lengths (B,)``. Returns ``(ids (B, T'), lengths (B,))`` where
+    row ``b`` holds its ``L`` tokens then its ``sum_k (L - k + 1)`` k-gram ids, then ``pad_value``.
+    """
+    ids = ids.astype(np.int64, copy=False)
+    rows = []
+    for row, length in zip(ids, lengths.astype(np.int64)):
+        tokens = row[:length].astype(np.uint64)
+        grams = [row[:length]]
+        for k in range(2, n + 1):
+            if length < k:
+                break
+            h = np.zeros(length - k + 1, dtype=np.uint64)
+            for j in range(k):  # h = sum_j token[i + j] * prime_j (mod 2^64), then mod buckets
+                h += tokens[j : length - k + 1 + j] * np.uint64(_HASH_PRIMES[j % len(_HASH_PRIMES)])
+            grams.append((h % np.uint64(buckets)).astype(np.int64) + offset)
+        rows.append(np.concatenate(grams))
+    new_lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    out = np.full((len(rows), max(int(new_lengths.max(initial=0)), 1)), pad_value, dtype=np.int64)
+    for b, r in enumerate(rows):
+        out[b, : len(r)] = r
+    return out, new_lengths
+
+
+class BagOfEmbeddings(nn.Module):
+    """fastText: the mean of word and hashed n-gram embeddings, then dropout and a linear layer.
+
+    The table has ``vocab_size + buckets`` rows: ids ``< vocab_size`` are words, the rest are
+    2..``ngrams``-grams hashed from consecutive word ids (computed here from ``ids``, so the
+    task needs no n-gram pipeline). Embeddings start U(-1/dim, 1/dim) as in fastText.
+    Shapes: ``ids (B, T)`` int, ``lengths (B,)`` -> logits ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embed_dim: int = 64,
+        ngrams: int = 2,
+        buckets: int = 50_000,
+        dropout: float = 0.0,
+        padding_idx: int | None = 0,
+        generator: Generator | None = None,
+    ) -> None:
+        super().__init__()
+        name = "BagOfEmbeddings"
+        self.vocab_size = positive_int(name, "vocab_size", vocab_size)
+        self.num_classes = positive_int(name, "num_classes", num_classes)
+        embed_dim = positive_int(name, "embed_dim", embed_dim)
+        self.ngrams = positive_int(name, "ngrams", ngrams)
+        self.buckets = positive_int(name, "buckets", buckets) if self.ngrams > 1 else 0
+        rows = self.vocab_size + self.buckets
+        self.embedding = nn.Embedding(rows, embed_dim, padding_idx=padding_idx, generator=generator)
+        nn.init.uniform_(self.embedding.weight, -1.0 / embed_dim, 1.0 / embed_dim, generator=generator)
+        if padding_idx is not None:
+            self.embedding.weight.data[padding_idx] = 0
+        self.dropout = nn.Dropout(probability(name, "dropout", dropout), generator=generator)
+        self.fc = nn.Linear(embed_dim, self.num_classes, generator=generator)
+
+    def forward(self, ids: Tensor, lengths: Any = None) -> Tensor:
+        lengths = infer_lengths(ids, lengths, self.embedding.padding_idx)
+        if self.ngrams > 1:
+            pad = self.embedding.padding_idx or 0
+            grams, lengths = hashed_ngrams(_host(ids), _host(lengths), self.ngrams, self.buckets, self.vocab_size, pad)
+            ids = Tensor(grams, device=self.fc.weight.device)
+        pooled = masked_mean(self.embedding(ids), lengths)  # (B, T, D) -> (B, D)
+        return self.fc(self.dropout(pooled))  # (B, num_classes)
+
+
+class TextLSTM(nn.Module):
+    """Embedding -> (bi)LSTM over the real tokens (``lengths``) -> the final states -> dropout -> linear.
+
+    The features are the last layer's final hidden state, both directions concatenated
+    when ``bidirectional``. Shapes: ``ids (B, T)``, ``lengths (B,)`` -> ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embed_dim: int = 64,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        padding_idx: int | None = 0,
+        generator: Generator | None = None,
+    ) -> None:
+        super().__init__()
+        name = "TextLSTM"
+        self.vocab_size = positive_int(name, "vocab_size", vocab_size)
+        self.num_classes = positive_int(name, "num_classes", num_classes)
+        embed_dim = positive_int(name, "embed_dim", embed_dim)
+        hidden_size = positive_int(name, "hidden_size", hidden_size)
+        num_layers = positive_int(name, "num_layers", num_layers)
+        dropout = probability(name, "dropout", dropout)
+        self.embedding = nn.Embedding(self.vocab_size, embed_dim, padding_idx=padding_idx, generator=generator)
+        self.lstm = nn.LSTM(
+            embed_dim,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bool(bidirectional),
+            generator=generator,
+        )
+        self.dropout = nn.Dropout(dropout, generator=generator)
+        self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), self.num_classes, generator=generator)
+
+    def forward(self, ids: Tensor, lengths: Any = None) -> Tensor:
+        lengths = infer_lengths(ids, lengths, self.embedding.padding_idx)
+        _, (h_n, _) = self.lstm(self.embedding(ids), lengths=lengths)  # h_n (L*D, B, H)
+        if self.lstm.bidirectional:
+            features = F.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2H): forward and backward of the last layer
+        else:
+            features = h_n[-1]  # (B, H)
+        return self.fc(self.dropout(features))
+
+
+class TextTransformer(nn.Module):
+    """Embedding (scaled by sqrt(d_model)) + positions -> TransformerEncoder with a key padding mask
+    -> mean over the real tokens -> linear.
+
+    ``positional`` is ``"sinusoidal"`` or ``"learned"``; sequences longer than ``max_len`` are an
+    error (the task truncates to ``data.max_len``). Shapes: ``ids (B, T)``, ``lengths (B,)`` ->
+    ``(B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        d_model: int = 64,
+        nhead: int = 4,
+        num_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        max_len: int = 512,
+        positional: str = "sinusoidal",
+        norm_first: bool = True,
+        padding_idx: int | None = 0,
+        generator: Generator | None = None,
+    ) -> None:
+        super().__init__()
+        name = "TextTransformer"
+        self.vocab_size = positive_int(name, "vocab_size", vocab_size)
+        self.num_classes = positive_int(name, "num_classes", num_classes)
+        self.d_model = positive_int(name, "d_model", d_model)
+        nhead = positive_int(name, "nhead", nhead)
+        if self.d_model % nhead:
+            raise ValueError(
+                f"TextTransformer: expected d_model divisible by nhead, got d_model={d_model}, nhead={nhead}"
+            )
+        max_len = positive_int(name, "max_len", max_len)
+        dropout = probability(name, "dropout", dropout)
+        choice(name, "positional", positional, ("sinusoidal", "learned"))
+        self.embedding = nn.Embedding(self.vocab_size, self.d_model, padding_idx=padding_idx, generator=generator)
+        nn.init.normal_(self.embedding.weight, 0.0, self.d_model**-0.5, generator=generator)
+        if padding_idx is not None:
+            self.embedding.weight.data[padding_idx] = 0
+        if positional == "sinusoidal":
+            self.positions: nn.Module = nn.SinusoidalPositionalEmbedding(max_len, self.d_model)
+        else:
+            self.positions = nn.LearnedPositionalEmbedding(max_len, self.d_model, generator=generator)
+        layer = nn.TransformerEncoderLayer(
+            self.d_model,
+            nhead,
+            dim_feedforward=positive_int(name, "dim_feedforward", dim_feedforward),
+            dropout=dropout,
+            batch_first=True,
+            norm_first=bool(norm_first),
+            generator=generator,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer,
+            positive_int(name, "num_layers", num_layers),
+            norm=nn.LayerNorm(self.d_model) if norm_first else None,
+        )
+        self.dropout = nn.Dropout(dropout, generator=generator)
+        self.fc = nn.Linear(self.d_model, self.num_classes, generator=generator)
+
+    def forward(self, ids: Tensor, lengths: Any = None) -> Tensor:
+        host = infer_lengths(ids, lengths, self.embedding.padding_idx)
+        steps = ids.shape[1]
+        padding = Tensor(np.arange(steps)[None, :] >= host[:, None], device=self.fc.weight.device)  # (B, T) True = pad
+        x = self.positions(self.embedding(ids) * math.sqrt(self.d_model))  # (B, T, D)
+        x = self.encoder(x, src_key_padding_mask=padding)  # (B, T, D)
+        return self.fc(self.dropout(masked_mean(x, host)))  # (B, num_classes)

@@ -1,0 +1,312 @@
+"""``run(cfg) -> dict``: one training run from a composed config, recorded by a tracker.
+
+Order: validate the config and every ``_target_`` (nothing is imported before), seed, build
+the task (which finds its data or raises ``DatasetNotFoundError``), open the tracker run,
+build model / optimizer / scheduler, restore a checkpoint when resuming, train, evaluate
+the test split, log artifacts, end the run. The run always ends ``FINISHED``, ``FAILED``
+(error tags + ``error.txt``) or ``KILLED`` (SIGINT/SIGTERM, after a final checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from labkit.backends.allocator import reuse_freed_memory
+from labkit.core.mode import no_grad
+from labkit.runner.artifacts import log_checkpoints, log_model, log_run_files
+from labkit.runner.build import (
+    build_callbacks,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    build_task,
+    build_tracker,
+    resolve_device,
+)
+from labkit.runner.callbacks import Callback, InterruptHandler
+from labkit.runner.checkpointing import (
+    CheckpointStore,
+    Progress,
+    collect_state,
+    config_changes,
+    fetch_from_tracker,
+    latest_run,
+    restore_state,
+)
+from labkit.runner.instantiate import check_targets
+from labkit.runner.loop import MetricLog, TrainLoop
+from labkit.runner.schema import validate_config
+from labkit.runner.seed import seed_everything
+from labkit.tracking.base import MemoryTracker, Tracker
+
+log = logging.getLogger("labkit.runner")
+
+#: config keys left out of the run's params (they change between attempts of one run)
+VOLATILE_KEYS = ("trainer.resume",)
+
+
+def run(
+    cfg: DictConfig | dict[str, Any],
+    tracker: Tracker | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    overrides: Sequence[str] = (),
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate what ``cfg`` describes; return the final metrics and ``run_id``.
+
+    Args:
+        cfg: the composed config (``labkit/conf/config.yaml`` and its groups), as DictConfig or dict.
+        tracker: record into this tracker instead of building one from ``cfg.tracking``.
+        callbacks: extra loop callbacks (see ``labkit.runner.callbacks``).
+        overrides: the command-line overrides, logged as ``overrides.yaml``.
+        parent_run_id: nest the run under this one (a sweep's parent run).
+        tags: extra tags for the run.
+
+    Returns:
+        ``{"run_id", "epoch", "step", "val/<metric>", "test/<metric>", "<monitor>_best", ...}``
+        (the last logged value of every val/test metric), ``checkpoint_dir``, and ``tracking_uri``
+        for trackers with a store (MLflow).
+
+    Raises:
+        ValueError, TypeError: an invalid config (the message names the key) or a refused ``_target_``.
+        labkit.runner.callbacks.TrainingInterrupted: stopped by SIGINT/SIGTERM (run KILLED, checkpoint written).
+        Any error from training (run FAILED, error recorded).
+    """
+    cfg = validate_config(cfg)
+    plain = OmegaConf.to_container(cfg)
+    check_targets(plain)
+    trainer = cfg.trainer
+    work_dir = Path(cfg.work_dir).expanduser().resolve() if cfg.work_dir else Path.cwd()
+    plain["work_dir"] = str(work_dir)
+    if cfg.backend.reuse_freed_memory:
+        reuse_freed_memory()
+    device = resolve_device(cfg.backend.device)
+    seeds = seed_everything(cfg.seed)
+    experiment = str(cfg.tracking.experiment)
+    ckpt_root = _under(work_dir, trainer.checkpoint_dir or "checkpoints")
+    resume_id = trainer.resume
+    if resume_id == "last":
+        resume_id = latest_run(ckpt_root, experiment)
+        log.info("trainer.resume=last: resuming run %s", resume_id)
+    if resume_id is not None and tracker is not None and tracker.run_id != resume_id:
+        raise ValueError(
+            f"trainer.resume: expected the given tracker to hold run {resume_id!r}, got {tracker.run_id!r}"
+        )
+
+    task = build_task(cfg, seeds)
+    loaders = task.setup(seeds.data)
+    monitor = trainer.monitor or _prefixed(task.monitor, "val")
+    monitor_mode = trainer.monitor_mode or task.monitor_mode
+
+    if tracker is None:
+        tracker = build_tracker(
+            cfg.tracking, work_dir=work_dir, run_name=cfg.run_name, run_id=resume_id, parent_run_id=parent_run_id
+        )
+        if resume_id is None and isinstance(tracker, MemoryTracker) and tracker.run_id == "memory":
+            tracker.run_id = f"memory-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    store = CheckpointStore(ckpt_root, experiment, tracker.run_id)
+    metric_log: MetricLog | None = None
+    try:
+        run_tags = {
+            "labkit.task": str(cfg.task._target_),
+            "labkit.model": str(cfg.model._target_),
+            "labkit.device": str(device),
+            "labkit.monitor": monitor,
+            "labkit.monitor_mode": monitor_mode,
+            "labkit.checkpoints": str(store.dir),
+            **({"labkit.overrides": " ".join(overrides)} if overrides else {}),
+            **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
+            **dict(tags or {}),
+        }
+        tracker.set_tags(run_tags)
+        tracker.log_params(_params(plain))
+        model = build_model(cfg, task.model_kwargs(), seeds, device)
+        optimizer = build_optimizer(cfg, model)
+        scheduler, interval = build_scheduler(cfg, optimizer, loaders.train, monitor_mode)
+        loop_callbacks = build_callbacks(trainer, monitor, monitor_mode, loaders.train, callbacks)
+        named = {cb.name: cb for cb in loop_callbacks if cb.name}
+        pieces = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "loader": loaders.train}
+
+        progress, history, skip_below = Progress(), {}, 0
+        if resume_id is not None:
+            progress, history, skip_below = _resume(store, tracker, plain, pieces, seeds, named)
+        metric_log = MetricLog(tracker, progress, history, skip_below)
+
+        def checkpoint(name: str) -> Path:
+            state = collect_state(
+                **pieces, seeds=seeds, progress=progress, callbacks=named, history=metric_log.history, config=plain
+            )
+            return store.save(name, state)
+
+        interrupt = InterruptHandler()
+        loop = TrainLoop(
+            task=task,
+            model=model,
+            optimizer=optimizer,
+            loaders=loaders,
+            trainer=trainer,
+            metric_log=metric_log,
+            progress=progress,
+            checkpoint=checkpoint,
+            monitor=monitor,
+            monitor_mode=monitor_mode,
+            scheduler=scheduler,
+            scheduler_interval=interval,
+            callbacks=loop_callbacks,
+            device=device,
+            interrupt=interrupt,
+        )
+        if not progress.done:
+            with interrupt.installed():
+                loop.fit()
+            _final_evaluation(loop, store, task, loaders, tracker)
+            progress.done = True
+            loop.save_last()
+        _log_artifacts(tracker, plain, overrides, metric_log, model, task, loaders, store)
+        tracker.finish("FINISHED")
+    except BaseException as exc:
+        _record_end(tracker, exc, metric_log, store, trainer.log_checkpoints)
+        raise
+    result: dict[str, Any] = {"run_id": tracker.run_id, "epoch": progress.epoch, "step": progress.step}
+    for key, points in sorted(metric_log.history.items()):
+        if key.startswith(("val/", "test/")) and points:
+            result[key] = points[-1][1]
+    if hasattr(tracker, "uri"):
+        result["tracking_uri"] = str(tracker.uri)
+    result["checkpoint_dir"] = str(store.dir)
+    return result
+
+
+# ---- pieces -----------------------------------------------------------------------------------
+
+
+def _resume(
+    store: CheckpointStore,
+    tracker: Any,
+    plain: Mapping[str, Any],
+    pieces: Mapping[str, Any],
+    seeds: Any,
+    named: Mapping[str, Callback],
+) -> tuple[Progress, dict[str, list[tuple[int, float]]], int]:
+    """Load ``last.ckpt`` (local, else from the run's artifacts) into the freshly built pieces.
+
+    Returns the progress, the metric history and the first metric batch not yet sent to the tracker.
+    """
+    if not store.exists("last") and not fetch_from_tracker(tracker, store):
+        raise ValueError(
+            f"trainer.resume={store.run_id}: expected a checkpoint at {store.path('last')} or "
+            "checkpoints/last.ckpt in the run's artifacts, found neither"
+        )
+    state = store.load("last")
+    changed = [c for c in config_changes(state["config"], plain) if c not in VOLATILE_KEYS]
+    if changed:
+        log.warning("resuming run %s with a changed config: %s", store.run_id, ", ".join(changed))
+    progress, history = restore_state(state, **pieces, seeds=seeds, callbacks=named)
+    skip_below = max(progress.logged_seq, int(store.meta().get("logged_seq", 0)))
+    log.info("resumed run %s at epoch %d, step %d", store.run_id, progress.epoch, progress.step)
+    return progress, history, skip_below
+
+
+def _final_evaluation(loop: TrainLoop, store: CheckpointStore, task: Any, loaders: Any, tracker: Any) -> None:
+    """Test metrics (with the best weights unless ``trainer.test_weights=last``) and the task's artifacts."""
+    trainer, step = loop.trainer, loop.progress.step
+    split = "test" if trainer.test and loaders.test is not None else "val"
+    use_best = trainer.test_weights == "best" and store.exists("best")
+    with _weights(loop.model, store if use_best else None):
+        metrics = loop.evaluate("test") if split == "test" else {}
+        loop.model.eval()
+        with no_grad():
+            extra = task.artifacts(loop.model, loaders, tracker, split=split) or {}
+        loop.model.train()
+    metrics.update({_prefixed(k, split): float(v) for k, v in extra.items()})
+    if loop.progress.best is not None:
+        metrics[f"{loop.monitor}_best"] = loop.progress.best
+    if metrics:
+        loop.metrics.log(metrics, step)
+
+
+@contextmanager
+def _weights(model: Any, store: CheckpointStore | None) -> Iterator[None]:
+    """Swap the best checkpoint's weights into ``model`` for the block (no-op when ``store`` is None)."""
+    if store is None:
+        yield
+        return
+    current = {k: v.data.copy() for k, v in model.state_dict().items()}
+    model.load_state_dict(store.load("best")["model"])
+    try:
+        yield
+    finally:
+        model.load_state_dict(current)
+
+
+def _log_artifacts(
+    tracker: Any,
+    plain: Mapping[str, Any],
+    overrides: Sequence[str],
+    metric_log: MetricLog,
+    model: Any,
+    task: Any,
+    loaders: Any,
+    store: CheckpointStore,
+) -> None:
+    """Config, overrides, curves, summary, environment, checkpoints and the pyfunc model."""
+    log_run_files(
+        tracker,
+        config_yaml=OmegaConf.to_yaml(OmegaConf.create(dict(plain))),
+        overrides=overrides,
+        history=metric_log.history,
+        model=model,
+    )
+    trainer = plain["trainer"]
+    if trainer["log_checkpoints"]:
+        log_checkpoints(tracker, [store.path("last"), store.path("best")])
+    if trainer["log_model"]:
+        model_config = {k: v for k, v in plain["model"].items() if k != "_partial_"}
+        model_config.update({k: v for k, v in task.model_kwargs().items() if k != "generator"})
+        log_model(tracker, model, model_config, task, loaders)
+
+
+def _record_end(
+    tracker: Any, exc: BaseException, metric_log: MetricLog | None, store: CheckpointStore, upload: bool
+) -> None:
+    """End the run KILLED (interrupts) or FAILED, keeping what it logged and checkpointed."""
+    from labkit.tracking.mlflow_tracker import record_failure
+
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    try:
+        if metric_log is not None and metric_log.pending:
+            metric_log.release()  # show the curves up to the failure; a resume will not send these again
+            store.mark_logged(metric_log.progress.metric_seq)
+        if upload:
+            log_checkpoints(tracker, [store.path("last"), store.path("best")])
+    except Exception as inner:  # recording must not hide the original error
+        log.warning("while ending run %s: %s", getattr(tracker, "run_id", "?"), inner)
+    if status == "KILLED":
+        log.warning("run %s KILLED (%s); resume with trainer.resume=%s", tracker.run_id, exc, tracker.run_id)
+    record_failure(tracker, exc, status)
+
+
+def _params(plain: Mapping[str, Any]) -> dict[str, str]:
+    from labkit.tracking.params import flatten_config
+
+    return {k: v for k, v in flatten_config(plain).items() if k not in VOLATILE_KEYS}
+
+
+def _prefixed(name: str, split: str) -> str:
+    return name if "/" in name else f"{split}/{name}"
+
+
+def _under(base: Path, path: str) -> Path:
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else base / p

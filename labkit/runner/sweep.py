@@ -1,0 +1,284 @@
+"""Hydra sweeps as MLflow parent/child runs: ``MLflowSweepCallback`` and ``sweep_context``.
+
+Register the callback in the config (``hydra.callbacks``)::
+
+    hydra:
+      callbacks:
+        mlflow_sweep:
+          _target_: labkit.runner.sweep.MLflowSweepCallback
+
+With ``--multirun`` it then
+
+1. ``on_multirun_start``: creates the store, its schema and the experiment before any job
+   runs (parallel jobs on one SQLite file race otherwise), opens the parent run and writes
+   ``<sweep dir>/labkit_sweep.json`` (parent run id, absolute tracking URI, experiment);
+2. each job's runner calls :func:`sweep_context` and opens its tracker with
+   ``parent_run_id``, ``run_name`` (from ``hydra.job.override_dirname``) and the tags it
+   returns; a job that raised ends its run FAILED (``record_failure``) and returns normally;
+3. ``on_multirun_end``: reads the children back from MLflow, logs the trials table
+   (``sweep/trials.csv``, ``sweep/trials.md``; also written to the sweep dir), tags the
+   parent with the best trial (``labkit.best.*``, metric ``best/<monitor>``) and ends it FINISHED.
+
+The id travels in a file, not in ``MLFLOW_RUN_ID`` (which would override ``parent_run_id``
+in MLflow's fluent API) and not through any environment variable.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "labkit_sweep.json"
+LOWER_IS_BETTER = ("loss", "error", "perplexity", "mse", "mae")
+COLUMNS = ("trial", "run_name", "status", "overrides", "monitor", "value", "error", "run_id")
+
+
+def _tracking_node(config: DictConfig) -> dict[str, Any]:
+    node = config.get("tracking") if isinstance(config, DictConfig) else None
+    if node is None:
+        return {}
+    return OmegaConf.to_container(node, resolve=True) or {}  # type: ignore[return-value]
+
+
+def _hydra_value(config: DictConfig, path: str, default: Any = None) -> Any:
+    try:
+        value = OmegaConf.select(config, path, default=default)
+    except Exception:  # an interpolation that cannot resolve outside a job
+        return default
+    return default if value is None else value
+
+
+def sweep_context() -> dict[str, Any] | None:
+    """What a multirun job needs to open its tracker under the sweep's parent run, else None.
+
+    Returns ``{"parent_run_id", "tracking_uri", "experiment", "run_name", "overrides",
+    "monitor", "mode"}`` inside a Hydra multirun job whose sweep the callback opened;
+    ``None`` in a single run, outside Hydra, or when the callback is not registered.
+    ``run_name`` is ``hydra.job.override_dirname`` (``job<N>`` when there are no overrides).
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN:
+        return None
+    path = Path(str(hydra.sweep.dir))
+    if not path.is_absolute():
+        path = Path(str(hydra.runtime.cwd)) / path
+    path = path / SWEEP_FILE
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    overrides = str(hydra.job.override_dirname or "")
+    return {
+        **info,
+        "run_name": overrides or f"job{hydra.job.num}",
+        "overrides": overrides,
+    }
+
+
+def _trial_value(run: Any, monitor: str | None) -> float | None:
+    if not monitor:
+        return None
+    value = run.data.metrics.get(monitor)
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def sweep_monitor(runs: list[Any], monitor: str | None = None, mode: str | None = None) -> tuple[str | None, str]:
+    """The metric that ranks the trials and its direction.
+
+    ``monitor`` None -> the ``labkit.monitor`` tag most children carry; ``mode`` None -> the
+    ``labkit.monitor_mode`` tag of a child monitoring that metric, else ``min`` for loss-like
+    names (loss, error, perplexity ...) and ``max`` otherwise.
+    """
+    if monitor is None:
+        tagged = [r.data.tags["labkit.monitor"] for r in runs if r.data.tags.get("labkit.monitor")]
+        monitor = max(set(tagged), key=tagged.count) if tagged else None
+    if mode is None and monitor is not None:
+        modes = [
+            r.data.tags.get("labkit.monitor_mode")
+            for r in runs
+            if r.data.tags.get("labkit.monitor") == monitor and r.data.tags.get("labkit.monitor_mode") in ("min", "max")
+        ]
+        mode = modes[0] if modes else ("min" if any(w in monitor.lower() for w in LOWER_IS_BETTER) else "max")
+    return monitor, mode or "min"
+
+
+def trials_table(runs: list[Any], monitor: str | None) -> list[dict[str, Any]]:
+    """One row per child run (oldest first): run name, status, overrides, the ``monitor`` value, error."""
+    rows = []
+    for index, run in enumerate(sorted(runs, key=lambda r: r.info.start_time or 0)):
+        tags = run.data.tags
+        rows.append(
+            {
+                "trial": index,
+                "run_name": run.info.run_name,
+                "status": run.info.status,
+                "overrides": tags.get("labkit.overrides", run.info.run_name),
+                "monitor": monitor or "",
+                "value": _trial_value(run, monitor),
+                "error": tags.get("labkit.error", ""),
+                "run_id": run.info.run_id,
+            }
+        )
+    return rows
+
+
+def best_trial(rows: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
+    """The FINISHED row with the lowest (``mode="min"``) or highest (``"max"``) value, or None."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"sweep: expected mode 'min' or 'max', got {mode!r}")
+    done = [r for r in rows if r["status"] == "FINISHED" and r["value"] is not None]
+    if not done:
+        return None
+    return (min if mode == "min" else max)(done, key=lambda r: r["value"])
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_markdown(rows: list[dict[str, Any]], best: dict[str, Any] | None) -> str:
+    def cell(value: Any) -> str:
+        text = "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+        return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        mark = " **(best)**" if best is not None and row["run_id"] == best["run_id"] else ""
+        lines.append("| " + " | ".join(cell(row[c]) + (mark if c == "run_name" else "") for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+class MLflowSweepCallback(Callback):
+    """Open an MLflow parent run for a Hydra multirun and summarise its trials at the end.
+
+    Args:
+        uri: tracking URI; None -> ``tracking.uri`` of the config, else ``sqlite:///<cwd>/mlflow.db``.
+        experiment: None -> ``tracking.experiment`` of the config, else ``"labkit"``.
+        name: the parent run's name; None -> ``sweep-<date>-<time>`` from the sweep dir.
+        monitor: the metric that ranks trials; None -> the config's ``optimized_metric``, else
+            the children's ``labkit.monitor`` tag (see :func:`sweep_monitor`).
+        mode: ``"min"`` or ``"max"``; None -> from the children's tags or the metric's name.
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        experiment: str | None = None,
+        name: str | None = None,
+        monitor: str | None = None,
+        mode: str | None = None,
+    ) -> None:
+        if mode not in (None, "min", "max"):
+            raise ValueError(f"MLflowSweepCallback: expected mode 'min', 'max' or null, got {mode!r}")
+        self.uri, self.experiment, self.name, self.monitor, self.mode = uri, experiment, name, monitor, mode
+        self.tracker: Any = None
+        self.sweep_dir: Path | None = None
+        self._monitor = monitor
+
+    def _sweep_dir(self, config: DictConfig) -> Path:
+        cwd = Path(str(_hydra_value(config, "hydra.runtime.cwd", os.getcwd())))
+        path = Path(str(_hydra_value(config, "hydra.sweep.dir", "multirun")))
+        return path if path.is_absolute() else cwd / path
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from labkit.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
+
+        tracking = _tracking_node(config)
+        if tracking and "MLflowTracker" not in str(tracking.get("_target_", "MLflowTracker")):
+            log.info("sweep: tracking is %s, not MLflow: no parent run", tracking.get("_target_"))
+            return
+        # the runner keeps the embedded store in work_dir (default: the launch directory)
+        cwd = str(_hydra_value(config, "hydra.runtime.cwd", os.getcwd()))
+        work_dir = _hydra_value(config, "work_dir")
+        uri = resolve_tracking_uri(self.uri or tracking.get("uri"), cwd=work_dir or cwd)
+        self._monitor = self.monitor or _hydra_value(config, "optimized_metric")
+        experiment = self.experiment or tracking.get("experiment") or "labkit"
+        self.sweep_dir = self._sweep_dir(config)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = " ".join(str(o) for o in _hydra_value(config, "hydra.overrides.task", []))
+        self.tracker = MLflowTracker(
+            uri=uri,
+            experiment=experiment,
+            run_name=self.name or f"sweep-{self.sweep_dir.parent.name}-{self.sweep_dir.name}",
+            artifact_location=tracking.get("artifact_location"),
+            tags={"labkit.sweep.dir": str(self.sweep_dir), "labkit.sweep.overrides": overrides},
+        )
+        info = {
+            "parent_run_id": self.tracker.run_id,
+            "tracking_uri": uri,
+            "experiment": experiment,
+            "monitor": self._monitor,
+            "mode": self.mode,
+        }
+        (self.sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))
+        log.info("sweep: parent run %s (%s) in %s", self.tracker.run_name, self.tracker.run_id, uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.tracker is None:
+            return
+        tracker, self.tracker = self.tracker, None
+        try:
+            self._summarise(tracker)
+        except BaseException:
+            tracker.finish("FAILED")
+            raise
+        tracker.finish("FINISHED")
+
+    def _summarise(self, tracker: Any) -> None:
+        from labkit.tracking.mlflow_tracker import PARENT_TAG
+
+        def children() -> list[Any]:
+            query = f"tags.`{PARENT_TAG}` = '{tracker.run_id}'"
+            return tracker.client.search_runs([tracker.experiment_id], filter_string=query, max_results=50000)
+
+        runs = children()
+        orphans = [run for run in runs if run.info.status == "RUNNING"]
+        for run in orphans:  # a job that died without ending its run (a killed worker) leaves it RUNNING
+            tracker.client.set_tag(run.info.run_id, "labkit.error", "the job ended without ending its run")
+            tracker.client.set_terminated(run.info.run_id, "FAILED")
+        if orphans:
+            runs = children()
+        monitor, mode = sweep_monitor(runs, self._monitor, self.mode)
+        rows = trials_table(runs, monitor)
+        best = best_trial(rows, mode) if monitor else None
+        csv_text, md_text = to_csv(rows), to_markdown(rows, best)
+        tracker.log_text(csv_text, "sweep/trials.csv")
+        tracker.log_text(md_text, "sweep/trials.md")
+        if self.sweep_dir is not None:
+            (self.sweep_dir / "trials.csv").write_text(csv_text)
+            (self.sweep_dir / "trials.md").write_text(md_text)
+        failed = sum(r["status"] != "FINISHED" for r in rows)
+        tags = {"labkit.sweep.trials": str(len(rows)), "labkit.sweep.failed": str(failed)}
+        if monitor:
+            tags.update({"labkit.monitor": monitor, "labkit.monitor_mode": mode})
+        if best is not None:
+            tags.update(
+                {
+                    "labkit.best.run_id": best["run_id"],
+                    "labkit.best.run_name": best["run_name"],
+                    "labkit.best.overrides": best["overrides"],
+                    "labkit.best.value": repr(best["value"]),
+                }
+            )
+            tracker.log_metrics({f"best/{monitor}": best["value"]}, step=0)
+        tracker.set_tags(tags)
+        log.info("sweep: %d trials, %d not finished, best %s", len(rows), failed, best and best["run_name"])

@@ -43,6 +43,7 @@ class _SavedOutput:
             t = Tensor._node(self.array, fn, self.idx) if _get_mode().grad_enabled else Tensor._wrap(self.array)
         return t
 
+
 _ndarray = np.ndarray
 _wrap = Tensor._wrap
 _NO_GRAD = tuple((False,) * n for n in range(16))

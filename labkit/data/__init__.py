@@ -1,9 +1,9 @@
 """``labkit.data``: datasets, samplers, the DataLoader, and named datasets (vision, text, sequences).
 
-    from labkit.data import DataLoader, load_dataset
+from labkit.data import DataLoader, load_dataset
 
-    splits = load_dataset("digits")              # {"train": ..., "test": ...}
-    loader = DataLoader(splits["train"], batch_size=64, shuffle=True, seed=0)
+splits = load_dataset("digits")              # {"train": ..., "test": ...}
+loader = DataLoader(splits["train"], batch_size=64, shuffle=True, seed=0)
 """
 
 from labkit.data.catalog import DatasetNotFoundError, DatasetSpec, dataset_names, load_dataset, register_dataset

@@ -243,6 +243,9 @@ class TrainLoop:
             self.last_epoch_metrics.update(self._evaluate_and_track())
         if self.scheduler is not None and self.scheduler_interval == "epoch" and not _metric_driven(self.scheduler):
             self.scheduler.step()
+        task_epoch_end = getattr(self.task, "on_epoch_end", None)
+        if task_epoch_end is not None:  # per-epoch task artifacts (language-model samples ...)
+            task_epoch_end(self.model, self.metrics.tracker, p.epoch)
         self._emit("on_epoch_end")
         if trainer.checkpoint_interval == "epoch" and p.epoch % trainer.checkpoint_every == 0:
             self.save_last()

@@ -75,7 +75,7 @@ def test_train_config_mistakes_name_the_key(tmp_path, capsys, override, expected
 def test_train_cfg_job_prints_the_composed_config(tmp_path):
     done = _labkit("train", *TOY, "optim=sgd", "--cfg", "job", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "_target_: labkit.optim.SGD" in done.stdout and "max_epochs: 10" in done.stdout
+    assert "_target_: labkit.optim.SGD" in done.stdout and "max_epochs: 15" in done.stdout
     assert not (tmp_path / "mlflow.db").exists()
 
 

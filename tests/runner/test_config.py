@@ -50,7 +50,7 @@ def test_defaults_are_the_digits_setup_and_hydra_settings():
     assert cfg.hydra.launcher._target_.endswith("BasicLauncher")
     assert cfg.hydra.callbacks.mlflow_sweep._target_ == "labkit.runner.sweep.MLflowSweepCallback"
     assert cfg.hydra.runtime.choices["optim"] == "adam" and cfg.hydra.runtime.choices["tracking"] == "mlflow"
-    assert cfg.hydra.runtime.choices["backend"] == "cpu" and cfg.hydra.runtime.choices["scheduler"] == "none"
+    assert cfg.hydra.runtime.choices["backend"] == "cpu" and cfg.hydra.runtime.choices["scheduler"] == "cosine"
     assert cfg.tracking.uri is None and cfg.seed == 0 and cfg.work_dir is None
     text = (CONFIG_DIR / "config.yaml").read_text()
     for default in ("task: image_classification", "model: small_cnn", "data: digits", "experiment: null"):

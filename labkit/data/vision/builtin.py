@@ -80,19 +80,29 @@ def locate_digits(data_dir: Path) -> Located:
     )
 
 
-def load_digits(
-    path: Path,
-    split: str | None = None,
-    test_fraction: float = 0.2,
-    seed: int = 0,
-    transform: Callable[[Any], Any] | None = None,
-    target_transform: Callable[[int], Any] | None = None,
-) -> Any:
-    """UCI optdigits as shipped by scikit-learn: 1,797 ``(8, 8, 1)`` images, values 0-16 scaled to 0-255."""
-    _check_split(split)
-    ds = CSVPixels(path, label_column=-1, header=False, shape=(8, 8), max_value=16, classes=DIGIT_CLASSES)
-    ds.transform, ds.target_transform = transform, target_transform
-    return _pick(shuffled_split(ds, test_fraction, seed), split)
+def _csv_digits_loader(shape: tuple[int, int], max_value: int, doc: str) -> Callable[..., Any]:
+    """A loader for a CSV of digit images (pixels then the label on each row), split by ``seed``."""
+
+    def load(
+        path: Path,
+        split: str | None = None,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        transform: Callable[[Any], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+    ) -> Any:
+        _check_split(split)
+        ds = CSVPixels(path, label_column=-1, header=False, shape=shape, max_value=max_value, classes=DIGIT_CLASSES)
+        ds.transform, ds.target_transform = transform, target_transform
+        return _pick(shuffled_split(ds, test_fraction, seed), split)
+
+    load.__doc__ = doc
+    return load
+
+
+load_digits = _csv_digits_loader(
+    (8, 8), 16, "UCI optdigits as shipped by scikit-learn: 1,797 ``(8, 8, 1)`` images, values 0-16 scaled to 0-255."
+)
 
 
 DIGITS = register_dataset(
@@ -117,19 +127,11 @@ def locate_mnist5k(data_dir: Path) -> Located:
     )
 
 
-def load_mnist5k(
-    path: Path,
-    split: str | None = None,
-    test_fraction: float = 0.2,
-    seed: int = 0,
-    transform: Callable[[Any], Any] | None = None,
-    target_transform: Callable[[int], Any] | None = None,
-) -> Any:
-    """5,000 real MNIST digits (500 per class, stored sorted by label: shuffled by ``seed`` before splitting)."""
-    _check_split(split)
-    ds = CSVPixels(path, label_column=-1, header=False, shape=(28, 28), max_value=255, classes=DIGIT_CLASSES)
-    ds.transform, ds.target_transform = transform, target_transform
-    return _pick(shuffled_split(ds, test_fraction, seed), split)
+load_mnist5k = _csv_digits_loader(
+    (28, 28),
+    255,
+    "5,000 real MNIST digits (500 per class, stored sorted by label: shuffled by ``seed`` before splitting).",
+)
 
 
 MNIST5K = register_dataset(

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,48 @@ def main_ui(argv: list[str] | None = None) -> int:
     print(
         f"MLflow UI for {uri}\n  http://{where}:{args.port}  (Ctrl-C to stop; choose 'Model training' at the top left)"
     )
+    server = subprocess.Popen(command, start_new_session=True)
+    # SIGTERM to `labkit ui` must stop the server it started (with its workers), not orphan
+    # it. The handler only signals; the loop below waits (Popen.wait is not reentrant).
+    term_at: list[float] = []
+
+    def on_term(*_: object) -> None:
+        term_at.append(time.monotonic())
+        _signal_group(server, signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        return subprocess.run(command, check=False).returncode
+        while True:
+            try:
+                code = server.wait(timeout=0.5)
+                return 0 if term_at else code
+            except subprocess.TimeoutExpired:
+                if term_at and time.monotonic() - term_at[0] > 10:
+                    _signal_group(server, signal.SIGKILL)
     except KeyboardInterrupt:
+        _stop(server)
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if server.poll() is None:
+            _stop(server)
+
+
+def _signal_group(server: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(server.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server's whole process group: SIGTERM, then SIGKILL after 10 s."""
+    _signal_group(server, signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        _signal_group(server, signal.SIGKILL)
+        server.wait()
 
 
 if __name__ == "__main__":

@@ -98,9 +98,20 @@ def test_ui_command_uses_absolute_store_and_loopback(tmp_path, monkeypatch, caps
 
 def test_ui_refuses_busy_port_and_prints_url(tmp_path, monkeypatch, capsys):
     started = []
-    monkeypatch.setattr(
-        subprocess, "run", lambda cmd, check: started.append(cmd) or subprocess.CompletedProcess(cmd, 0)
-    )
+
+    class FakeServer:  # stands in for the mlflow server process
+        pid = -1
+
+        def __init__(self, cmd, start_new_session):
+            started.append(cmd)
+
+        def wait(self, timeout=None):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -121,3 +132,29 @@ def test_help_does_not_import_mlflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_ui_sigterm_stops_the_server_it_started(tmp_path):
+    """SIGTERM to `labkit ui` must not leave the mlflow server (and its port) behind."""
+    import os
+    import signal
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "ui", "--tracking-uri", str(tmp_path / "m.db"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and ui_cli.port_is_free("127.0.0.1", port):
+        time.sleep(0.5)
+    assert not ui_cli.port_is_free("127.0.0.1", port), "the server never started listening"
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not ui_cli.port_is_free("127.0.0.1", port):
+        time.sleep(0.5)
+    assert ui_cli.port_is_free("127.0.0.1", port), "the mlflow server kept running after SIGTERM"

@@ -91,6 +91,10 @@ def run(
     plain["work_dir"] = str(work_dir)
     if cfg.backend.reuse_freed_memory:
         reuse_freed_memory()
+    if cfg.backend.num_threads is not None:  # process-wide, like the allocator setting
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=int(cfg.backend.num_threads))
     device = resolve_device(cfg.backend.device)
     seeds = seed_everything(cfg.seed)
     experiment = str(cfg.tracking.experiment)

@@ -91,6 +91,7 @@ class BackendConfig:
 
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:1"
     reuse_freed_memory: bool = True  # keep freed large host buffers for reuse (glibc)
+    num_threads: int | None = None  # BLAS/OpenMP threads for the process; null: the libraries' default
 
 
 SCHEMAS: dict[str, type] = {"trainer": TrainerConfig, "tracking": TrackingConfig, "backend": BackendConfig}
@@ -101,7 +102,12 @@ _CHOICES = {
     "trainer.test_weights": ("best", "last"),
 }
 _POSITIVE = ("trainer.max_epochs", "trainer.log_every", "trainer.checkpoint_every")
-_POSITIVE_OR_NONE = ("trainer.max_steps", "trainer.eval_every_steps", "trainer.early_stopping.patience")
+_POSITIVE_OR_NONE = (
+    "backend.num_threads",
+    "trainer.max_steps",
+    "trainer.eval_every_steps",
+    "trainer.early_stopping.patience",
+)
 
 
 def register_configs() -> None:

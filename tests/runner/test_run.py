@@ -163,3 +163,16 @@ def test_refused_target_is_reported_before_anything_is_imported(tmp_path):
 def test_resume_without_a_checkpoint_says_where_it_looked(tmp_path):
     with pytest.raises(ValueError, match=r"trainer.resume=last: expected a checkpointed run of experiment 'labkit'"):
         run(toy_config(tmp_path, "trainer.resume=last"), tracker=MemoryTracker("x"))
+
+
+def test_backend_num_threads_limits_blas_threads(tmp_path):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    original = threadpoolctl.threadpool_info()
+    try:
+        run(toy_config(tmp_path, "backend.num_threads=1"), tracker=MemoryTracker("t"))
+        assert all(pool["num_threads"] == 1 for pool in threadpoolctl.threadpool_info())
+    finally:
+        for pool in original:  # restore what the process had, for the tests after this one
+            threadpoolctl.threadpool_limits(limits=pool["num_threads"], user_api=pool["user_api"])
+    with pytest.raises(ValueError, match=r"backend\.num_threads"):
+        run(toy_config(tmp_path, "backend.num_threads=0"), tracker=MemoryTracker("u"))

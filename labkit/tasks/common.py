@@ -9,11 +9,12 @@ of the task's known keys with their defaults, refusing unknown keys by name, so 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from labkit.core.mode import no_grad
 from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
 from labkit.data.loader import DataLoader
@@ -136,6 +137,22 @@ def to_device(batch: Any, device: Any) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+
+def eval_batches(model: Module, loader: Iterable[Any]) -> Iterator[Any]:
+    """The loader's batches on the model's device, with the model in eval mode under ``no_grad``.
+
+    The model's train/eval mode is restored when the iteration ends or is abandoned.
+    """
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            for batch in loader:
+                yield to_device(batch, device)
+    finally:
+        model.train(was_training)
 
 
 _BAD_METRIC_CHARS = re.compile(r"[^0-9A-Za-z_\-. ]+")

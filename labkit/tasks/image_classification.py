@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 import labkit.functional as F
-from labkit.core.mode import no_grad
 from labkit.core.random import Generator, resolve
 from labkit.core.tensor import Tensor
 from labkit.data.catalog import load_dataset
@@ -29,6 +28,7 @@ from labkit.data.loader_workers import current_generator
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
 from labkit.tasks.common import (
+    eval_batches,
     make_loader,
     metric_name,
     model_device,
@@ -221,16 +221,8 @@ class ImageClassification:
         return F.cross_entropy(model(x), y), int(y.shape[0])
 
     def _predict(self, model: Module, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
-        device = model_device(model)
-        was_training = model.training
-        model.eval()
-        try:
-            with no_grad():
-                for batch in loader:
-                    x, y = to_device(batch, device)
-                    yield x, y, model(x)
-        finally:
-            model.train(was_training)
+        for x, y in eval_batches(model, loader):
+            yield x, y, model(x)
 
     def evaluate(self, model: Module, loader: Iterable[Any]) -> dict[str, float]:
         n = len(self.classes)

@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 
 import labkit.functional as F
-from labkit.core.mode import no_grad
 from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
 from labkit.data.catalog import load_dataset
 from labkit.data.dataset import Subset
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.common import make_loader, model_device, named_splits, read_options, to_device
+from labkit.tasks.common import eval_batches, make_loader, model_device, named_splits, read_options, to_device
 from labkit.tasks.metrics import bits_per_char, perplexity
 
 __all__ = ["LanguageModel"]
@@ -114,20 +113,12 @@ class LanguageModel:
         return F.cross_entropy(logits.reshape(b * t, v), y.reshape(b * t)), b * t
 
     def evaluate(self, model: Module, loader: Iterable[Any]) -> dict[str, float]:
-        device = model_device(model)
-        was_training = model.training
-        model.eval()
         total, count = 0.0, 0
-        try:
-            with no_grad():
-                for batch in loader:
-                    x, y = to_device(batch, device)
-                    logits = _logits(model(x))
-                    b, t, v = logits.shape
-                    total += float(F.cross_entropy(logits.reshape(b * t, v), y.reshape(b * t), reduction="sum").item())
-                    count += b * t
-        finally:
-            model.train(was_training)
+        for x, y in eval_batches(model, loader):
+            logits = _logits(model(x))
+            b, t, v = logits.shape
+            total += float(F.cross_entropy(logits.reshape(b * t, v), y.reshape(b * t), reduction="sum").item())
+            count += b * t
         if count == 0:
             raise ValueError("LanguageModel.evaluate: expected at least one batch, got an empty loader")
         if self.loaders is not None and loader is self.loaders.val and hasattr(model, "generate"):

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 import labkit.functional as F
-from labkit.core.mode import no_grad
 from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
 from labkit.data.catalog import load_dataset
@@ -35,7 +34,15 @@ from labkit.data.sampler import BucketBatchSampler, seed_from
 from labkit.data.text.datasets import split_indices as stratified_split
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.common import make_loader, metric_name, model_device, named_splits, read_options, to_device
+from labkit.tasks.common import (
+    eval_batches,
+    make_loader,
+    metric_name,
+    model_device,
+    named_splits,
+    read_options,
+    to_device,
+)
 from labkit.tasks.metrics import ClassificationMeter, mae, mse, persistence_rmse, rmse
 from labkit.tasks.plots import confusion_matrix_figure, predictions_figure
 
@@ -213,16 +220,8 @@ class _SequenceTask:
         return spec
 
     def _outputs(self, model: Module, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
-        device = model_device(model)
-        was_training = model.training
-        model.eval()
-        try:
-            with no_grad():
-                for batch in loader:
-                    x, lengths, y = to_device(batch, device)
-                    yield y, model(x, lengths)
-        finally:
-            model.train(was_training)
+        for x, lengths, y in eval_batches(model, loader):
+            yield y, model(x, lengths)
 
 
 class SequenceClassification(_SequenceTask):

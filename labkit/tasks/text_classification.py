@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 import labkit.functional as F
-from labkit.core.mode import no_grad
 from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
 from labkit.data.catalog import load_dataset
@@ -33,7 +32,15 @@ from labkit.data.text.tokenizers import CharTokenizer, WordTokenizer
 from labkit.data.text.vocab import Vocab
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.common import make_loader, metric_name, model_device, named_splits, read_options, to_device
+from labkit.tasks.common import (
+    eval_batches,
+    make_loader,
+    metric_name,
+    model_device,
+    named_splits,
+    read_options,
+    to_device,
+)
 from labkit.tasks.metrics import ClassificationMeter
 from labkit.tasks.plots import confusion_matrix_figure
 
@@ -212,16 +219,8 @@ class TextClassification:
         return F.cross_entropy(model(ids, lengths), labels), int(labels.shape[0])
 
     def _predict(self, model: Module, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
-        device = model_device(model)
-        was_training = model.training
-        model.eval()
-        try:
-            with no_grad():
-                for batch in loader:
-                    ids, lengths, labels = to_device(batch, device)
-                    yield labels, model(ids, lengths)
-        finally:
-            model.train(was_training)
+        for ids, lengths, labels in eval_batches(model, loader):
+            yield labels, model(ids, lengths)
 
     def evaluate(self, model: Module, loader: Iterable[Any]) -> dict[str, float]:
         names = [metric_name(c) for c in self.classes] if self.options["per_class_metrics"] else None

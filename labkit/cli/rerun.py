@@ -23,7 +23,7 @@ def load_run_config(run_id: str, tracking_uri: str | None) -> tuple[Any, str]:
     """The run's logged ``config.yaml`` (as a DictConfig) and the absolute tracking URI it came from."""
     from omegaconf import OmegaConf
 
-    from labkit.tracking.mlflow_tracker import make_client, resolve_tracking_uri
+    from labkit.tracking.store import make_client, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     client = make_client(uri)

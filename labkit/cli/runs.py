@@ -168,14 +168,14 @@ def main_runs(argv: list[str] | None = None) -> int:
         sort_label, order_by = parse_sort(args.sort)
     except ValueError as exc:
         parser.error(str(exc))
-    from labkit.tracking.mlflow_tracker import resolve_tracking_uri, sqlite_path
+    from labkit.tracking.store import resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(args.tracking_uri)
     db = sqlite_path(uri)
     if db is not None and not db.is_file():
         print(f"labkit runs: no MLflow store at {db}; expected a mlflow.db (train first, or pass --tracking-uri)")
         return 1
-    from labkit.tracking.mlflow_tracker import make_client
+    from labkit.tracking.store import make_client
 
     try:
         client = make_client(uri)

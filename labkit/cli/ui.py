@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def server_command(uri: str, host: str, port: int) -> list[str]:
     """The ``mlflow server`` command line for store ``uri`` (absolute) on ``host:port``."""
-    from labkit.tracking.mlflow_tracker import default_artifact_root
+    from labkit.tracking.store import default_artifact_root
 
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
     root = default_artifact_root(uri)
@@ -68,7 +68,7 @@ def main_ui(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port: expected a port in 1..65535, got {args.port}")
-    from labkit.tracking.mlflow_tracker import resolve_tracking_uri, sqlite_path
+    from labkit.tracking.store import resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):

@@ -200,7 +200,8 @@ class MLflowSweepCallback(Callback):
         return path if path.is_absolute() else cwd / path
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from labkit.tracking.mlflow_tracker import MLflowTracker, resolve_tracking_uri
+        from labkit.tracking.mlflow_tracker import MLflowTracker
+        from labkit.tracking.store import resolve_tracking_uri
 
         tracking = _tracking_node(config)
         if tracking and "MLflowTracker" not in str(tracking.get("_target_", "MLflowTracker")):

@@ -1,4 +1,4 @@
-"""``MLflowTracker``: the Tracker protocol on an MLflow store (the only place labkit imports mlflow).
+"""``MLflowTracker``: the Tracker protocol on an MLflow store (with store.py, where labkit imports mlflow).
 
 mlflow is imported when a tracker (or client) is created, never at module import: it
 costs about 2 s and ``labkit --help`` must stay fast. The tracker talks to
@@ -13,20 +13,15 @@ costs about 2 s and ``labkit --help`` must stay fast. The tracker talks to
 
 Stores: ``None`` means ``sqlite:///<abs cwd>/mlflow.db`` with artifacts in ``<abs cwd>/mlruns``;
 relative SQLite paths are made absolute (Hydra jobs run in other directories);
-``http(s)://`` servers are health-checked with a short timeout first.
+``http(s)://`` servers are health-checked with a short timeout first (``store.py``).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import os
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,141 +36,12 @@ from labkit.tracking.params import (
     system_tags,
     truncate_value,
 )
+from labkit.tracking.store import ensure_experiment, make_client, resolve_tracking_uri, store_lock
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 PARENT_TAG = "mlflow.parentRunId"
-HEALTH_TIMEOUT_S = 5.0
-
-
-# ---- stores and experiments --------------------------------------------------------------
-
-
-def resolve_tracking_uri(uri: str | os.PathLike[str] | None = None, cwd: str | os.PathLike[str] | None = None) -> str:
-    """An absolute tracking URI: ``None`` -> ``sqlite:///<abs cwd>/mlflow.db``.
-
-    ``sqlite:///relative.db`` and bare paths ending in ``.db`` are made absolute against
-    ``cwd`` (default: the current directory); other URIs (``http(s)://``, ``postgresql://``)
-    are returned unchanged.
-    """
-    base = Path(cwd if cwd is not None else os.getcwd()).expanduser().resolve()
-    if uri is None or str(uri).strip() == "":
-        return f"sqlite:///{base / 'mlflow.db'}"
-    text = str(uri)
-    if text.startswith("sqlite:///"):
-        path = text[len("sqlite:///") :]
-        if path.startswith("/"):
-            return text
-        return f"sqlite:///{(base / path).resolve()}"
-    if "://" not in text and text.endswith(".db"):
-        return f"sqlite:///{(base / text).resolve()}"
-    return text
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of an absolute ``sqlite:///`` URI, else None."""
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-def default_artifact_root(uri: str) -> str | None:
-    """Where a local store keeps artifacts: ``mlruns/`` next to the SQLite file (None for servers)."""
-    db = sqlite_path(uri)
-    return str(db.parent / "mlruns") if db is not None else None
-
-
-def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
-    """For ``http(s)://`` URIs, fail fast with the URI in the message when no server answers.
-
-    Any HTTP answer (even 404 or 401) counts as reachable; refused connections, DNS
-    failures and timeouts raise ``ConnectionError``.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return
-    url = uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            pass
-    except urllib.error.HTTPError:
-        return
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ConnectionError(
-            f"MLflow tracking server {uri} is not reachable ({reason}); expected a running server "
-            f"(start one with `labkit ui` or `mlflow server`), or use a local store such as sqlite:///ABS/PATH/mlflow.db"
-        ) from exc
-
-
-@contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<db>.lock`` for a SQLite store (no-op for servers).
-
-    MLflow builds the SQLite schema with alembic migrations; processes that start them at
-    the same time corrupt each other's ("table ... already exists", "No such constraint"),
-    so creating the store and the experiment is serialised across processes on this machine.
-    """
-    db = sqlite_path(uri)
-    if db is None:
-        yield
-        return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; single-process use is still safe
-        yield
-        return
-    with open(db.with_name(db.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def make_client(uri: str | None = None) -> Any:
-    """An ``MlflowClient`` on the absolute form of ``uri`` whose store (and SQLite schema) exists."""
-    uri = resolve_tracking_uri(uri)
-    check_reachable(uri)
-    from mlflow.tracking import MlflowClient
-
-    with store_lock(uri):
-        client = MlflowClient(tracking_uri=uri)
-        client._tracking_client.store  # noqa: B018 - builds the store (and runs the migrations) now
-    return client
-
-
-def ensure_experiment(client: Any, name: str, artifact_location: str | None = None) -> str:
-    """The id of experiment ``name``, created (with an absolute artifact location) if missing.
-
-    Safe when several processes race to create it: the loser re-reads it.
-    """
-    from mlflow.exceptions import MlflowException
-
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"MLflowTracker: expected a non-empty experiment name, got {name!r}")
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        if artifact_location is None:
-            root = default_artifact_root(client.tracking_uri)
-            artifact_location = None if root is None else str(Path(root) / sanitize_key(name).replace("/", "_"))
-        try:
-            return client.create_experiment(name, artifact_location=_as_uri(artifact_location))
-        except MlflowException:
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                raise
-    if experiment.lifecycle_stage == "deleted":
-        raise ValueError(
-            f"MLflowTracker: experiment {name!r} is deleted in {client.tracking_uri}; expected an active "
-            f"experiment (restore it with `mlflow experiments restore --experiment-id {experiment.experiment_id}`)"
-        )
-    return experiment.experiment_id
-
-
-def _as_uri(location: str | None) -> str | None:
-    if location is None or "://" in location:
-        return location
-    return Path(location).resolve().as_uri()
 
 
 # ---- the tracker -------------------------------------------------------------------------

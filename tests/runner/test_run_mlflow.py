@@ -20,7 +20,7 @@ mlflow = pytest.importorskip("mlflow")
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """``(work_dir, client)``: runs started with work_dir=<dir> land in <dir>/mlflow.db."""
-    from labkit.tracking.mlflow_tracker import make_client
+    from labkit.tracking.store import make_client
 
     work = tmp_path_factory.mktemp("store")
     return work, make_client(f"sqlite:///{work}/mlflow.db")

@@ -14,13 +14,8 @@ import uuid
 import pytest
 
 from labkit.tracking import Tracker
-from labkit.tracking.mlflow_tracker import (
-    MLflowTracker,
-    ensure_experiment,
-    make_client,
-    record_failure,
-    resolve_tracking_uri,
-)
+from labkit.tracking.mlflow_tracker import MLflowTracker, record_failure
+from labkit.tracking.store import ensure_experiment, make_client, resolve_tracking_uri
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from labkit.runner import sweep
-from labkit.tracking.mlflow_tracker import make_client
+from labkit.tracking.store import make_client
 
 APP = """
 import hydra

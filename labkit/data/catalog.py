@@ -72,7 +72,9 @@ def register_dataset(spec: DatasetSpec, owner: str = "labkit") -> DatasetSpec:
 
 
 def dataset_names() -> list[str]:
+    """Every registered dataset: labkit's own and the installed plugins' (``plugin.name``)."""
     _load_builtins()
+    registry.load_plugins()
     return registry.names("dataset")
 
 

@@ -97,6 +97,9 @@ class DataLoader:
         multiprocessing_context: start method for process workers (None: the platform's
             default, "fork" on Linux; "spawn" needs a picklable dataset and collate_fn).
         device: move every batch there with ``.to(device)`` (e.g. ``"cuda"``).
+        worker_nice: raise the workers' niceness by this much (0-19; Linux/macOS, threads on
+            Linux only) so that they run on the CPU time the training step leaves idle
+            instead of competing with its BLAS threads (see benchmarks/data_loader.py).
 
     Epochs and resuming: each ``iter(loader)`` starts the next epoch (calling
     ``set_epoch(epoch)`` on the sampler). ``state_dict()`` records the epoch, the batches
@@ -127,6 +130,7 @@ class DataLoader:
         worker_mode: str = "thread",
         multiprocessing_context: str | None = None,
         device: DeviceLike | None = None,
+        worker_nice: int = 0,
     ) -> None:
         self.dataset = dataset
         self.iterable = isinstance(dataset, IterableDataset)
@@ -134,6 +138,9 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.num_workers = _check_int("num_workers", num_workers, 0)
         self.prefetch = _check_int("prefetch", prefetch, 1)
+        self.worker_nice = _check_int("worker_nice", worker_nice, 0)
+        if self.worker_nice > 19:
+            raise ValueError(f"DataLoader worker_nice: expected 0..19, got {worker_nice!r}")
         if worker_mode not in _MODES:
             raise ValueError(f"DataLoader worker_mode: expected one of {list(_MODES)}, got {worker_mode!r}")
         self.worker_mode = worker_mode
@@ -248,6 +255,7 @@ class DataLoader:
             self.iterable,
             self.batch_size,
             self.drop_last,
+            self.worker_nice,
         )
 
     def _map_batches(self, epoch: int, skip: int) -> Iterator[Any]:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextvars
 import itertools
 import multiprocessing
+import os
 import pickle
 import queue
 import random
+import sys
 import threading
 import time
 import traceback
@@ -166,6 +168,24 @@ class WorkerConfig:
     iterable: bool
     batch_size: int
     drop_last: bool
+    nice: int = 0
+
+
+def lower_priority(increment: int, mode: str) -> bool:
+    """Raise this worker's niceness by ``increment``; whether it could (threads: Linux only)."""
+    if increment <= 0 or not hasattr(os, "setpriority"):
+        return False
+    try:
+        if mode == "process":
+            os.nice(increment)
+        elif sys.platform.startswith("linux"):  # a Linux thread is a task with its own niceness
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+        else:
+            return False
+    except OSError:
+        return False
+    return True
 
 
 def _portable_error(e: BaseException) -> BaseException:
@@ -203,6 +223,7 @@ def worker_loop(worker_id: int, config: WorkerConfig, tasks: Any, results: Any, 
     seed = worker_seed(config.seed, config.epoch, worker_id)
     _worker_info.set(WorkerInfo(worker_id, config.num_workers, seed, config.dataset, config.mode))
     where = f"worker {worker_id}, {config.mode}"
+    lower_priority(config.nice, config.mode)
     if config.mode == "process":  # a forked child would repeat the parent's global streams
         random.seed(seed)
         np.random.seed(seed % 2**32)

@@ -17,6 +17,7 @@ COMMANDS = {
     "runs": ("labkit.cli.runs", "main_runs", "list tracked runs as a table"),
     "ui": ("labkit.cli.ui", "main_ui", "open the MLflow UI on the run store"),
     "data": ("labkit.cli.data", "main", "list, locate and fetch the named datasets"),
+    "plugins": ("labkit.cli.plugins", "main", "installed plugins: list, check NAME (conformance kit), new NAME"),
     "demo": ("labkit.cli.demo", "main", "train a small MLP on the spiral problem with labkit's core"),
 }
 

@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from labkit.backends.allocator import reuse_freed_memory
 from labkit.core.mode import no_grad
+from labkit.plugins.kernels import selected_kernels, use_kernels
+from labkit.plugins.registry import registry
 from labkit.runner.artifacts import log_checkpoints, log_model, log_run_files
 from labkit.runner.build import (
     build_callbacks,
@@ -84,6 +86,9 @@ def run(
         Any error from training (run FAILED, error recorded).
     """
     cfg = validate_config(cfg)
+    registry.load_plugins()  # installed plugins' datasets, tasks and kernels, before anything is built
+    kernel_names = [str(k) for k in cfg.backend.kernels]
+    selected_kernels(kernel_names)  # an unknown or clashing backend.kernels name fails here, before training
     plain = OmegaConf.to_container(cfg)
     check_targets(plain)
     trainer = cfg.trainer
@@ -115,13 +120,15 @@ def run(
 
     if tracker is None:
         tracker = build_tracker(
-            cfg.tracking, work_dir=work_dir, run_name=cfg.run_name, run_id=resume_id, parent_run_id=parent_run_id
+            cfg.tracking, work_dir=work_dir, run_name=run_name_for(cfg), run_id=resume_id, parent_run_id=parent_run_id
         )
         if resume_id is None and isinstance(tracker, MemoryTracker) and tracker.run_id == "memory":
             tracker.run_id = f"memory-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     store = CheckpointStore(ckpt_root, experiment, tracker.run_id)
     metric_log: MetricLog | None = None
+    kernels = ExitStack()
     try:
+        active_kernels = kernels.enter_context(use_kernels(kernel_names))  # restored when the run ends
         run_tags = {
             "labkit.task": str(cfg.task._target_),
             "labkit.model": str(cfg.model._target_),
@@ -129,6 +136,7 @@ def run(
             "labkit.monitor": monitor,
             "labkit.monitor_mode": monitor_mode,
             "labkit.checkpoints": str(store.dir),
+            "labkit.kernels": ",".join(active_kernels) or "none",
             **({"labkit.overrides": " ".join(overrides)} if overrides else {}),
             **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
             **dict(tags or {}),
@@ -182,6 +190,8 @@ def run(
     except BaseException as exc:
         _record_end(tracker, exc, metric_log, store, trainer.log_checkpoints)
         raise
+    finally:
+        kernels.close()
     result: dict[str, Any] = {"run_id": tracker.run_id, "epoch": progress.epoch, "step": progress.step}
     for key, points in sorted(metric_log.history.items()):
         if key.startswith(("val/", "test/")) and points:
@@ -190,6 +200,30 @@ def run(
         result["tracking_uri"] = str(tracker.uri)
     result["checkpoint_dir"] = str(store.dir)
     return result
+
+
+def run_name_for(cfg: Any) -> str | None:
+    """The MLflow run name: ``cfg.run_name`` when set (a sweep job: its overrides), else
+    ``<experiment>-<YYYYmmdd>-<HHMMSS>-<hex4>`` when an experiment config was chosen
+    (``labkit train experiment=digits_cnn`` -> ``digits_cnn-20261126-101500-ab12``), else None
+    (the tracker's own ``run-<date>-<time>-<hex4>``). The clock and the OS's randomness name it, never a
+    seeded stream (seeded names would repeat)."""
+    if cfg.get("run_name"):
+        return str(cfg.run_name)
+    # Which experiment a config came from is known to Hydra alone: it records the option it composed
+    # for each group in hydra.runtime.choices. Reading it there needs no experiment file to repeat its
+    # own name in a key (which a copied file would carry over wrongly). It is set only inside a Hydra job
+    # (labkit train, sweeps); run(cfg) called on compose()'s config or by labkit rerun gets the plain name.
+    # hydra is not imported for this: if nothing imported it, no Hydra job is running.
+    import sys
+
+    hydra_config = sys.modules.get("hydra.core.hydra_config")
+    if hydra_config is None or not hydra_config.HydraConfig.initialized():
+        return None
+    experiment = hydra_config.HydraConfig.get().runtime.choices.get("experiment")
+    if experiment in (None, "null"):
+        return None
+    return f"{str(experiment).replace('/', '-')}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 # ---- pieces -----------------------------------------------------------------------------------

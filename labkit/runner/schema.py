@@ -92,6 +92,8 @@ class BackendConfig:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:1"
     reuse_freed_memory: bool = True  # keep freed large host buffers for reuse (glibc)
     num_threads: int | None = None  # BLAS/OpenMP threads for the process; null: the libraries' default
+    # plugin kernels for this run: plugin names (all their kernels) or kernel names ("fastkernels.conv2d@numpy")
+    kernels: list[str] = field(default_factory=list)
 
 
 SCHEMAS: dict[str, type] = {"trainer": TrainerConfig, "tracking": TrackingConfig, "backend": BackendConfig}

@@ -48,6 +48,13 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+def unigram_entropy_bits(ids: np.ndarray) -> float:
+    """Entropy in bits of the symbol frequencies of ``ids`` (a 1-D int array): ``-sum p log2 p``."""
+    counts = np.bincount(np.asarray(ids, dtype=np.int64).ravel())
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
 def _logits(output: Any) -> Tensor:
     """A language model's logits: ``model(ids)`` may return the logits or ``(logits, state)``."""
     return output[0] if isinstance(output, tuple) else output
@@ -59,7 +66,10 @@ class LanguageModel:
     Data keys (besides the common ones; ``val_fraction`` is unused: the corpus splits by
     position): ``dataset_kwargs``, ``seq_len``, ``max_eval_windows``, ``sample_prefix``,
     ``sample_chars``, ``temperature``, ``sample_seed``. Metrics: ``loss`` (cross-entropy in
-    nats per character), ``perplexity``, ``bits_per_char``. Model kwargs: ``vocab_size``.
+    nats per character), ``perplexity``, ``bits_per_char``, and for the validation and test
+    splits ``unigram_bits_per_char`` (the entropy of the split's own character frequencies: what
+    a model that ignores context cannot beat) and ``bpc_over_unigram`` (the model's bits per
+    character over it; 0.5 means half the unigram entropy). Model kwargs: ``vocab_size``.
     """
 
     monitor = "loss"
@@ -72,6 +82,7 @@ class LanguageModel:
         self.loaders: Loaders | None = None
         self.evaluations = 0  # of the validation split: numbers the samples
         self.pending: list[tuple[int, str]] = []  # samples not logged yet
+        self.unigram_bits: dict[str, float] = {}  # entropy of each split's character frequencies
 
     def setup(self, generator: Generator | None = None) -> Loaders:
         generator = generator if generator is not None else self.generator
@@ -90,8 +101,10 @@ class LanguageModel:
                 if o["max_eval_windows"] is not None:
                     windows = Subset(windows, range(min(o["max_eval_windows"], len(windows))))
                 evals[key] = make_loader(windows, o["eval_batch_size"], False, generator, o["num_workers"])
+        self.unigram_bits = {k: unigram_entropy_bits(v.ids) for k, v in self.corpus.items()}
         info = {
             "vocab_size": len(train.vocab),
+            "unigram_bits_per_char": self.unigram_bits,
             "characters": {k: int(v.n_chars) for k, v in self.corpus.items()},
             "windows": {"train": len(train_windows), **{k: len(v.dataset) for k, v in evals.items()}},
         }
@@ -126,7 +139,17 @@ class LanguageModel:
             seed = self.options["sample_seed"] + self.evaluations
             self.pending.append((self.evaluations, self.sample(model, self.options["temperature"], seed=seed)))
         nll = total / count
-        return {"loss": nll, "perplexity": perplexity(nll), "bits_per_char": bits_per_char(nll)}
+        metrics = {"loss": nll, "perplexity": perplexity(nll), "bits_per_char": bits_per_char(nll)}
+        split = self._split_of(loader)
+        if split in self.unigram_bits and self.unigram_bits[split] > 0:
+            metrics["unigram_bits_per_char"] = self.unigram_bits[split]
+            metrics["bpc_over_unigram"] = metrics["bits_per_char"] / self.unigram_bits[split]
+        return metrics
+
+    def _split_of(self, loader: Iterable[Any]) -> str | None:
+        if self.loaders is None:
+            return None
+        return "val" if loader is self.loaders.val else "test" if loader is self.loaders.test else None
 
     def sample(self, model: Module, temperature: float, n: int | None = None, seed: int | None = None) -> str:
         """``data.sample_prefix`` followed by ``n`` generated characters (the model's ``generate``)."""

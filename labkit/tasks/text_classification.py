@@ -122,10 +122,25 @@ class TextClassification:
         self.classes: list[str] = []
         self.texts: dict[str, list[str]] = {}
         self.loaders: Loaders | None = None
+        self._split_cache: dict[str, tuple[list[str], np.ndarray]] | None = None
 
     # ---- data ---------------------------------------------------------------------------
 
-    def _splits(self) -> dict[str, tuple[list[str], np.ndarray]]:
+    def split_texts(self) -> dict[str, tuple[list[str], np.ndarray]]:
+        """``{"train"|"val"|"test": (texts, labels (N,) int64)}``: the raw texts of each split, as ``setup()`` uses them.
+
+        The dataset's own splits, else stratified ``val_fraction``/``test_fraction`` drawn with
+        ``split_seed``; then only the ``top_classes`` largest classes (labels renumbered
+        ``0..k-1`` in ``self.classes`` order) and the first ``limit`` training texts. Texts are in
+        the split's order (``self.texts`` after ``setup()`` holds val/test sorted by length).
+        Loaded once and cached; baselines use this to score other models on the same split.
+        """
+        if self._split_cache is None:
+            self._split_cache = self._load_splits()
+        return {k: (list(texts), labels.copy()) for k, (texts, labels) in self._split_cache.items()}
+
+    def _load_splits(self) -> dict[str, tuple[list[str], np.ndarray]]:
+        self.classes = []
         o = self.options
         parts = named_splits(load_dataset(o["name"], o["data_dir"], **o["dataset_kwargs"]))
         data = {}
@@ -166,7 +181,7 @@ class TextClassification:
     def setup(self, generator: Generator | None = None) -> Loaders:
         generator = generator if generator is not None else self.generator
         o = self.options
-        data = self._splits()
+        data = self.split_texts()
         train_tokens = (self.tokenizer(t) for t in data["train"][0])
         self.vocab = Vocab.build(train_tokens, o["min_freq"], o["max_vocab"], specials=("<pad>", "<unk>"))
         pad_id = self.vocab.pad_id

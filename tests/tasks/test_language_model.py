@@ -66,6 +66,13 @@ def test_uniform_model_scores_by_hand(corpus):
     assert out["loss"] == pytest.approx(math.log(v), rel=1e-5)
     assert out["perplexity"] == pytest.approx(v, rel=1e-4)
     assert out["bits_per_char"] == pytest.approx(math.log2(v), rel=1e-5)
+    # the unigram entropy of the validation text, by hand from its characters
+    text = TEXT[int(len(TEXT) * 0.8) : int(len(TEXT) * 0.9)] + "é"
+    freqs = [text.count(c) / len(text) for c in set(text)]
+    entropy = -sum(p * math.log2(p) for p in freqs)
+    assert out["unigram_bits_per_char"] == pytest.approx(entropy, rel=1e-9)
+    assert out["bpc_over_unigram"] == pytest.approx(math.log2(v) / entropy, rel=1e-5)
+    assert out["bpc_over_unigram"] > 1  # uniform over the vocabulary is worse than the unigram model
     loss, count = task.training_loss(Uniform(v), next(iter(loaders.train)))
     assert count == 4 * 16 and loss.item() == pytest.approx(math.log(v), rel=1e-5)
 

@@ -6,8 +6,12 @@
 
 Columns: status, run name (children indented under their sweep's parent), start time,
 duration, then the key params (those that differ between the listed runs) and key metrics
-(``val/*``, ``test/*``), or exactly the ``--columns`` given (a metric if one has that name,
-else a param; ``params.x`` / ``metrics.x`` to choose).
+(``val/*``, ``test/*``), or exactly the ``--columns`` given: ``metrics.NAME``, ``params.NAME``
+and ``tags.NAME`` say which; a bare name is a metric if a listed run has one by that name,
+else a param if one has it, else a tag if one has it, else a (missing) metric.
+``--sort`` takes the same prefixes (``--sort tags.labkit.model``; a bare name is a metric).
+
+    labkit runs --columns tags.labkit.model,data.name,test/accuracy --sort tags.labkit.model
 """
 
 from __future__ import annotations
@@ -22,24 +26,58 @@ PARENT_TAG = "mlflow.parentRunId"
 LOWER_IS_BETTER = ("loss", "error", "perplexity", "mse", "mae", "time")
 MAX_KEY_COLUMNS = 4
 MAX_CELL = 28
+#: explicit column/sort prefixes, in the order metric, param, tag
+PREFIXES = ("metrics.", "params.", "tags.")
 
 
 def parse_sort(sort: str | None) -> tuple[str, list[str]]:
-    """``(label, order_by)`` for MLflow: ``val/loss`` ascends, other metrics descend; ``:asc``/``:desc`` override."""
+    """``(label, order_by)`` for MLflow.
+
+    ``val/loss`` (and other lower-is-better names) ascends, other metrics and params descend,
+    tags ascend (text order); ``:asc``/``:desc`` override. ``metrics.``, ``params.``, ``tags.``
+    and ``attributes.`` prefixes choose the kind; a bare name is a metric (or a run attribute
+    such as ``start_time``).
+    """
     if not sort:
         return "start_time", ["attributes.start_time DESC"]
-    name, _, direction = sort.partition(":")
-    if direction not in ("", "asc", "desc"):
-        raise ValueError(f"--sort: expected METRIC, METRIC:asc or METRIC:desc, got {sort!r}")
-    if not direction:
-        direction = "asc" if any(word in name.lower() for word in LOWER_IS_BETTER) else "desc"
-    if name.startswith(("params.", "metrics.", "attributes.")):
+    name, _, direction = sort.rpartition(":") if sort.endswith((":asc", ":desc")) else (sort, "", "")
+    if ":" in name or direction not in ("", "asc", "desc"):
+        raise ValueError(f"--sort: expected NAME, NAME:asc or NAME:desc, got {sort!r}")
+    if name.startswith((*PREFIXES, "attributes.")):
         kind, _, key = name.partition(".")
+        if not key:
+            raise ValueError(f"--sort: expected {kind}.NAME with a name after the dot, got {sort!r}")
     elif name in ("start_time", "end_time", "run_name", "status"):
         kind, key = "attributes", name
     else:
         kind, key = "metrics", name
+    if not direction:
+        if kind == "tags":
+            direction = "asc"
+        else:
+            direction = "asc" if any(word in key.lower() for word in LOWER_IS_BETTER) else "desc"
     return name, [f"{kind}.`{key}` {direction.upper()}", "attributes.start_time DESC"]
+
+
+def parse_column(name: str, metric_names: set[str], param_names: set[str], tag_names: set[str]) -> tuple[str, str]:
+    """``(kind, key)`` of one ``--columns`` entry; kind is ``metric``, ``param`` or ``tag``.
+
+    Raises:
+        ValueError: a prefix with nothing after it (``tags.``).
+    """
+    for prefix, kind in zip(PREFIXES, ("metric", "param", "tag")):
+        if name.startswith(prefix):
+            key = name[len(prefix) :]
+            if not key:
+                raise ValueError(f"--columns: expected {prefix}NAME with a name after the dot, got {name!r}")
+            return kind, key
+    if name in metric_names:
+        return "metric", name
+    if name in param_names:
+        return "param", name
+    if name in tag_names:
+        return "tag", name
+    return "metric", name  # shown empty: a metric no listed run has logged (yet)
 
 
 def format_duration(run: Any, now_ms: int) -> str:
@@ -68,21 +106,14 @@ def format_value(value: Any) -> str:
 
 
 def pick_columns(runs: list[Any], requested: Sequence[str] | None, sort_label: str) -> list[tuple[str, str]]:
-    """``[(kind, key)]`` with kind ``param`` or ``metric``: the requested ones, or the key ones."""
+    """``[(kind, key)]`` with kind ``param``, ``metric`` or ``tag``: the requested ones, or the key ones
+    (the sort key first when it is a param or tag, which the key columns would not show)."""
     metric_names = {k for r in runs for k in r.data.metrics}
     param_names = {k for r in runs for k in r.data.params}
     if requested:
-        columns = []
-        for name in requested:
-            if name.startswith("params."):
-                columns.append(("param", name[len("params.") :]))
-            elif name.startswith("metrics."):
-                columns.append(("metric", name[len("metrics.") :]))
-            elif name in metric_names or name not in param_names:
-                columns.append(("metric", name))
-            else:
-                columns.append(("param", name))
-        return columns
+        tag_names = {k for r in runs for k in r.data.tags}
+        return [parse_column(name, metric_names, param_names, tag_names) for name in requested]
+    sort_column = [parse_column(sort_label, set(), set(), set())] if sort_label.startswith(PREFIXES[1:]) else []
     varying = sorted(
         k
         for k in param_names
@@ -101,7 +132,7 @@ def pick_columns(runs: list[Any], requested: Sequence[str] | None, sort_label: s
     if not key_metrics:
         key_metrics = sorted(metric_names)
     metrics = [("metric", k) for k in key_metrics[:MAX_KEY_COLUMNS]]
-    return params + metrics
+    return sort_column + [c for c in params + metrics if c not in sort_column]
 
 
 def nest(runs: list[Any]) -> list[tuple[int, Any]]:
@@ -129,7 +160,7 @@ def render(runs: list[Any], columns: list[tuple[str, str]], experiments: dict[st
     now_ms = int(time.time() * 1000)
     branch = "└─ " if (sys.stdout.encoding or "").lower().startswith("utf") else "- "
     header = ["status", "run"] + (["experiment"] if experiments else []) + ["start", "duration"]
-    header += [key for _, key in columns]
+    header += [f"tags.{key}" if kind == "tag" else key for kind, key in columns]
     rows = []
     for depth, run in nest(runs):
         name = ("   " * (depth - 1) + branch if depth else "") + (run.info.run_name or run.info.run_id[:8])
@@ -139,7 +170,7 @@ def render(runs: list[Any], columns: list[tuple[str, str]], experiments: dict[st
         row = [run.info.status, name] + ([experiments.get(run.info.experiment_id, "")] if experiments else [])
         row += [start, format_duration(run, now_ms)]
         for kind, key in columns:
-            source = run.data.metrics if kind == "metric" else run.data.params
+            source = {"metric": run.data.metrics, "param": run.data.params, "tag": run.data.tags}[kind]
             row.append(format_value(source.get(key)))
         rows.append(row)
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
@@ -151,8 +182,14 @@ def render(runs: list[Any], columns: list[tuple[str, str]], experiments: dict[st
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit runs", description="List MLflow runs as a table.")
     parser.add_argument("--experiment", help="experiment name (default: every active experiment)")
-    parser.add_argument("--sort", help="metric to sort by, e.g. val/accuracy or val/loss:asc (default: newest first)")
-    parser.add_argument("--columns", help="comma-separated params/metrics to show, e.g. optim.lr,val/accuracy")
+    parser.add_argument(
+        "--sort",
+        help="metric (or params.X, tags.X) to sort by, e.g. val/accuracy, val/loss:asc, tags.labkit.model "
+        "(default: newest first)",
+    )
+    parser.add_argument(
+        "--columns", help="comma-separated metrics/params/tags to show, e.g. optim.lr,val/accuracy,tags.labkit.model"
+    )
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--limit", type=int, default=100, help="at most this many runs (default 100)")
     return parser
@@ -164,8 +201,11 @@ def main_runs(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit <= 0:
         parser.error(f"--limit: expected a positive number, got {args.limit}")
+    requested = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     try:
         sort_label, order_by = parse_sort(args.sort)
+        for name in requested or ():
+            parse_column(name, set(), set(), set())  # a bad prefix fails before the store is opened
     except ValueError as exc:
         parser.error(str(exc))
     from labkit.tracking.store import resolve_tracking_uri, sqlite_path
@@ -198,7 +238,6 @@ def main_runs(argv: list[str] | None = None) -> int:
     if not runs:
         print(f"no runs in {uri}" + (f" (experiment {args.experiment!r})" if args.experiment else ""))
         return 0
-    requested = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     columns = pick_columns(runs, requested, sort_label)
     shown = {i: experiments[i] for i in ids} if len({r.info.experiment_id for r in runs}) > 1 else None
     print(render(runs, columns, shown))

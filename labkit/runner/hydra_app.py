@@ -88,7 +88,13 @@ def job(cfg: DictConfig) -> Any:
         raise
     _report(result, cfg)
     metric = cfg.get("optimized_metric")
-    return result.get(metric, math.nan) if metric else None
+    if not metric:
+        return None
+    if metric not in result:  # a misspelt name would make every trial "fail" without saying why
+        known = sorted(k for k in result if "/" in k)
+        log.error("optimized_metric %r is not a metric of this run; it has: %s", metric, ", ".join(known))
+        return math.nan
+    return result[metric]
 
 
 def _report(result: dict[str, Any], cfg: DictConfig) -> None:

@@ -25,6 +25,7 @@ in MLflow's fluent API) and not through any environment variable.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
@@ -232,6 +233,14 @@ class MLflowSweepCallback(Callback):
         }
         (self.sweep_dir / SWEEP_FILE).write_text(json.dumps(info, indent=2))
         log.info("sweep: parent run %s (%s) in %s", self.tracker.run_name, self.tracker.run_id, uri)
+        # Hydra skips on_multirun_end when the sweeper raises: never leave the parent RUNNING
+        atexit.register(self._end_unfinished, self.tracker)
+
+    def _end_unfinished(self, tracker: Any) -> None:
+        if self.tracker is tracker and not tracker.finished:
+            self.tracker = None
+            tracker.set_tags({"labkit.error": "the sweep stopped before its end (see the launch's log)"})
+            tracker.finish("FAILED")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.tracker is None:

@@ -18,6 +18,7 @@ COMMANDS = {
     "ui": ("labkit.cli.ui", "main_ui", "open the MLflow UI on the run store"),
     "data": ("labkit.cli.data", "main", "list, locate and fetch the named datasets"),
     "plugins": ("labkit.cli.plugins", "main", "installed plugins: list, check NAME (conformance kit), new NAME"),
+    "sync": ("labkit.cli.sync", "main", "send spooled runs (offline, or left by a tracking outage) to MLflow"),
     "demo": ("labkit.cli.demo", "main", "train a small MLP on the spiral problem with labkit's core"),
 }
 

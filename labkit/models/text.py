@@ -16,11 +16,19 @@ import numpy as np
 
 import labkit.functional as F
 import labkit.nn as nn
-from labkit.core.random import Generator
+from labkit.core.random import Generator, resolve
 from labkit.core.tensor import Tensor
 from labkit.models._checks import choice, positive_int, probability
 
-__all__ = ["BagOfEmbeddings", "TextLSTM", "TextTransformer", "hashed_ngrams", "infer_lengths", "masked_mean"]
+__all__ = [
+    "BagOfEmbeddings",
+    "TextLSTM",
+    "TextTransformer",
+    "drop_features",
+    "hashed_ngrams",
+    "infer_lengths",
+    "masked_mean",
+]
 
 # Multipliers of the n-gram hash (fastText uses a string hash; ids hash just as well once the vocab is fixed).
 _HASH_PRIMES = (1, 116_049_371, 1_000_003, 2_654_435_761)
@@ -81,12 +89,38 @@ def hashed_ngrams(
     return out, new_lengths
 
 
+def drop_features(
+    ids: np.ndarray, lengths: np.ndarray, p: float, rng: np.random.Generator, pad_value: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each of a row's first ``lengths[b]`` ids with probability ``p``, keeping at least one per row.
+
+    ``ids (B, T)`` right-padded, ``lengths (B,)`` -> ``(ids (B, T'), lengths (B,))``: the kept ids
+    in their order, then ``pad_value``. Word dropout for bags (Iyyer et al., 2015, "Deep
+    Unordered Composition"): a text's label must follow from any large part of its features.
+    """
+    lengths = lengths.astype(np.int64, copy=False)
+    real = np.arange(ids.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    keep = real & (rng.random(ids.shape) >= p)
+    empty = ~keep.any(axis=1) & (lengths > 0)
+    keep[empty, 0] = True  # a row never becomes empty: its first feature stays
+    new_lengths = keep.sum(axis=1).astype(np.int64)
+    out = np.full((ids.shape[0], max(int(new_lengths.max(initial=0)), 1)), pad_value, dtype=np.int64)
+    positions = np.cumsum(keep, axis=1) - 1  # (B, T): where each kept id goes
+    rows = np.nonzero(keep)
+    out[rows[0], positions[rows]] = ids[rows]
+    return out, new_lengths
+
+
 class BagOfEmbeddings(nn.Module):
     """fastText: the mean of word and hashed n-gram embeddings, then dropout and a linear layer.
 
     The table has ``vocab_size + buckets`` rows: ids ``< vocab_size`` are words, the rest are
     2..``ngrams``-grams hashed from consecutive word ids (computed here from ``ids``, so the
     task needs no n-gram pipeline). Embeddings start U(-1/dim, 1/dim) as in fastText.
+    ``feature_dropout`` drops each word and n-gram id of a training text with that probability
+    (:func:`drop_features`; not in eval mode). ``hidden`` adds a ReLU layer of that width between
+    the mean and the output layer (a deep averaging network, Iyyer et al. 2015); 0 (default)
+    keeps fastText's single linear layer.
     Shapes: ``ids (B, T)`` int, ``lengths (B,)`` -> logits ``(B, num_classes)``.
     """
 
@@ -100,6 +134,8 @@ class BagOfEmbeddings(nn.Module):
         dropout: float = 0.0,
         padding_idx: int | None = 0,
         generator: Generator | None = None,
+        feature_dropout: float = 0.0,
+        hidden: int = 0,
     ) -> None:
         super().__init__()
         name = "BagOfEmbeddings"
@@ -113,17 +149,29 @@ class BagOfEmbeddings(nn.Module):
         nn.init.uniform_(self.embedding.weight, -1.0 / embed_dim, 1.0 / embed_dim, generator=generator)
         if padding_idx is not None:
             self.embedding.weight.data[padding_idx] = 0
+        self.feature_dropout = probability(name, "feature_dropout", feature_dropout)
+        self.generator = generator
         self.dropout = nn.Dropout(probability(name, "dropout", dropout), generator=generator)
-        self.fc = nn.Linear(embed_dim, self.num_classes, generator=generator)
+        if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 0:
+            raise ValueError(f"{name}: expected hidden >= 0 (0: no hidden layer), got {hidden!r}")
+        self.hidden = nn.Linear(embed_dim, int(hidden), generator=generator) if hidden else None
+        self.fc = nn.Linear(int(hidden) or embed_dim, self.num_classes, generator=generator)
 
     def forward(self, ids: Tensor, lengths: Any = None) -> Tensor:
+        pad = self.embedding.padding_idx or 0
         lengths = infer_lengths(ids, lengths, self.embedding.padding_idx)
-        if self.ngrams > 1:
-            pad = self.embedding.padding_idx or 0
-            grams, lengths = hashed_ngrams(_host(ids), _host(lengths), self.ngrams, self.buckets, self.vocab_size, pad)
-            ids = Tensor(grams, device=self.fc.weight.device)
-        pooled = masked_mean(self.embedding(ids), lengths)  # (B, T, D) -> (B, D)
-        return self.fc(self.dropout(pooled))  # (B, num_classes)
+        drop = self.training and self.feature_dropout > 0
+        if self.ngrams > 1 or drop:  # the features are host arrays built from the ids
+            features = _host(ids)
+            if self.ngrams > 1:
+                features, lengths = hashed_ngrams(features, lengths, self.ngrams, self.buckets, self.vocab_size, pad)
+            if drop:
+                features, lengths = drop_features(features, lengths, self.feature_dropout, resolve(self.generator), pad)
+            ids = Tensor(features, device=self.fc.weight.device)
+        x = self.dropout(masked_mean(self.embedding(ids), lengths))  # (B, T, D) -> (B, D)
+        if self.hidden is not None:
+            x = self.dropout(F.relu(self.hidden(x)))  # (B, hidden)
+        return self.fc(x)  # (B, num_classes)
 
 
 class TextLSTM(nn.Module):

@@ -49,14 +49,20 @@ class PluginRegistry:
         """A layer. ``example(generator) -> (module, inputs)`` in float64 for the conformance kit."""
         return self.register("module", name, cls, example=_lazy_meta(example))
 
-    def kernel(self, function: str, backend: str, forward: ObjectRef) -> str:
+    def kernel(
+        self, function: str, backend: str, forward: ObjectRef, *, specs: ObjectRef | Sequence[Any] | None = None
+    ) -> str:
         """A replacement ``forward(fn_self, *arrays)`` of the built-in ``Function`` named ``function``
         on ``backend`` arrays. Inactive until selected (``backend.kernels: [plugin]`` in a run's
-        config, or ``labkit.plugins.use_kernels([plugin])``)."""
+        config, or ``labkit.plugins.use_kernels([plugin])``). ``specs``: ``OpSpec`` rows whose ``fn``
+        runs that Function (e.g. calls ``F.max_pool2d``); the conformance kit compares outputs and
+        gradients with the kernel against the built-in on them."""
         if not isinstance(backend, str) or not backend:
             raise TypeError(f"plugin {self.plugin!r}: kernel backend must be a name like 'numpy', got {backend!r}")
         name = f"{function}@{backend}"
-        return self.register("kernel", name, forward, function=function, backend=backend, selectable=True)
+        return self.register(
+            "kernel", name, forward, function=function, backend=backend, selectable=True, specs=_lazy_meta(specs)
+        )
 
     def backend(self, name: str, backend: ObjectRef) -> str:
         return self.register("backend", name, backend)

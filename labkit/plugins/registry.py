@@ -184,6 +184,9 @@ class Registry:
         from labkit.plugins.discovery import load_plugins
 
         if self._plugins is None or reload:
+            for name, old in (self._plugins or {}).items():  # reload: drop what the last load added
+                if old.ok:
+                    self.unregister_owner(name)
             self._plugins = {}  # set first: a lookup inside a plugin's register() must not recurse
             self._plugins = load_plugins(self)
         return self._plugins

@@ -70,6 +70,22 @@ class TrainerConfig:
 
 
 @dataclass
+class SpoolConfig:
+    """``tracking.spool.*``: journal tracking writes on local disk and send them when the store answers.
+
+    See labkit/tracking/spool.py (``SpoolSettings``, which checks the ranges) and docs/tracking.md.
+    """
+
+    enabled: bool = False  # off: an unreachable tracking server fails the run at its start, naming the URI
+    dir: str | None = None  # None: mlflow-spool/ next to a SQLite store, else in the launch directory
+    offline: bool = False  # never contact the store during the run; `labkit sync` sends it later
+    max_wait_s: float = 30.0  # at the end of a run, wait at most this long for the backlog to be sent
+    request_timeout_s: int = 5  # the bound on one HTTP request to the store (no MLflow retries)
+    backoff_min_s: float = 1.0  # after a failure, retry after min, 2 min, 4 min ... up to max
+    backoff_max_s: float = 60.0
+
+
+@dataclass
 class TrackingConfig:
     """Where runs are recorded (``tracking.*``): a tracker class and its settings.
 
@@ -83,6 +99,7 @@ class TrackingConfig:
     artifact_location: str | None = None
     flush_every_s: float = 5.0
     flush_every_n: int = 1000
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
 
 
 @dataclass
@@ -92,7 +109,7 @@ class BackendConfig:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:1"
     reuse_freed_memory: bool = True  # keep freed large host buffers for reuse (glibc)
     num_threads: int | None = None  # BLAS/OpenMP threads for the process; null: the libraries' default
-    # plugin kernels for this run: plugin names (all their kernels) or kernel names ("fastkernels.conv2d@numpy")
+    # plugin kernels for this run: plugin names (all their kernels) or kernel names ("fastkernels.maxpool2d@numpy")
     kernels: list[str] = field(default_factory=list)
 
 

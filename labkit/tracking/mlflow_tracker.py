@@ -13,7 +13,12 @@ costs about 2 s and ``labkit --help`` must stay fast. The tracker talks to
 
 Stores: ``None`` means ``sqlite:///<abs cwd>/mlflow.db`` with artifacts in ``<abs cwd>/mlruns``;
 relative SQLite paths are made absolute (Hydra jobs run in other directories);
-``http(s)://`` servers are health-checked with a short timeout first (``store.py``).
+``http(s)://`` servers are health-checked with a short timeout first (``store.py``): an
+unreachable server fails fast, naming the URI, unless spooling is on.
+
+Spooling (``spool={"enabled": True, ...}``, ``tracking.spool.*``): every write is journaled in a
+local folder and sent by a background thread (``spooled.py``), so a tracking outage never stops
+training and loses nothing; ``labkit sync`` sends what a run left behind. See docs/tracking.md.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from labkit.tracking.params import (
     system_tags,
     truncate_value,
 )
+from labkit.tracking.spool import SpoolSettings
 from labkit.tracking.store import ensure_experiment, make_client, resolve_tracking_uri, store_lock
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,10 @@ class MLflowTracker:
             (:func:`labkit.tracking.params.system_tags`).
         flush_every_s, flush_every_n: send buffered metrics once this many seconds have
             passed or this many values are waiting (and always at ``flush``/``finish``).
+        spool: spooling settings (:class:`~labkit.tracking.spool.SpoolSettings`, a mapping of them,
+            True, or None/False for none). With spooling, ``run_id`` is the MLflow run id when the
+            store answered at the start, else the local key ``local-<hex>`` (``mlflow_run_id`` is the
+            store's id once the run exists there); flushes never wait for the network.
     """
 
     def __init__(
@@ -91,13 +101,14 @@ class MLflowTracker:
         tags: dict[str, Any] | None = None,
         flush_every_s: float = 5.0,
         flush_every_n: int = 1000,
+        spool: SpoolSettings | dict[str, Any] | bool | None = None,
     ) -> None:
         if flush_every_n <= 0 or flush_every_s < 0:
             raise ValueError(
                 f"MLflowTracker: expected flush_every_n > 0 and flush_every_s >= 0, got {flush_every_n}, {flush_every_s}"
             )
         self.uri = resolve_tracking_uri(uri)
-        self.client = make_client(self.uri)
+        settings = SpoolSettings.parse(spool)
         self.flush_every_s = float(flush_every_s)
         self.flush_every_n = int(flush_every_n)
         self._buffer: list[tuple[str, float, int, int]] = []
@@ -105,6 +116,11 @@ class MLflowTracker:
         self._last_flush = time.monotonic()
         self._finished = False
         extra = {str(k): str(v) for k, v in (tags or {}).items()}
+        self._spool: Any = None
+        if settings is not None:
+            self._start_spooled(settings, experiment, run_name, run_id, parent_run_id, artifact_location, extra)
+            return
+        self.client = make_client(self.uri)
         if run_id is not None:
             run = self._reopen(run_id)
             extra["labkit.resumed"] = "true"
@@ -127,6 +143,51 @@ class MLflowTracker:
             self.set_tags(extra)
         _register(self)
         log.info("MLflow run %s (%s) in %s", self.run_name, self.run_id, self.uri)
+
+    def _start_spooled(
+        self,
+        settings: SpoolSettings,
+        experiment: str,
+        run_name: str | None,
+        run_id: str | None,
+        parent_run_id: str | None,
+        artifact_location: str | None,
+        extra: dict[str, str],
+    ) -> None:
+        from labkit.tracking.spooled import SpoolClient, SpooledRun
+
+        all_tags = {**system_tags(), **extra}
+        if parent_run_id is not None:
+            all_tags[PARENT_TAG] = str(parent_run_id)
+        self._spool = SpooledRun.start(
+            settings,
+            self.uri,
+            experiment=experiment,
+            run_name=run_name or default_run_name(),
+            run_id=run_id,
+            tags={k: truncate_value(v, MAX_TAG_VAL_LENGTH) for k, v in all_tags.items()},
+            artifact_location=artifact_location,
+        )
+        self.client = SpoolClient(self._spool)
+        self.run_id = self._spool.run_id
+        self.run_name = self._spool.run_name or self.run_id
+        self.artifact_uri = self._spool.artifact_uri
+        self.experiment_id = self._spool.experiment_id
+        self._params = dict(self._spool.params)
+        if run_id is not None:
+            self.set_tags({**extra, "labkit.resumed": "true"})
+        _register(self)
+        log.info("MLflow run %s (%s) for %s, spooled in %s", self.run_name, self.run_id, self.uri, self.spool_dir)
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        """The store's id of the run: ``run_id``, or for a spooled run None until the store has created it."""
+        return self.run_id if self._spool is None else self._spool.mlflow_run_id
+
+    @property
+    def spool_dir(self) -> Path | None:
+        """The run's spool folder (None without spooling)."""
+        return None if self._spool is None else self._spool.journal.folder
 
     def _reopen(self, run_id: str) -> Any:
         from mlflow.exceptions import MlflowException
@@ -186,6 +247,8 @@ class MLflowTracker:
         """Send the buffered metrics, at most ``MAX_METRICS_PER_BATCH`` per call."""
         self._last_flush = time.monotonic()
         if not self._buffer:
+            if self._spool is not None and not self._spool.closed:
+                self._spool.sync()
             return
         from mlflow.entities import Metric
 
@@ -198,6 +261,8 @@ class MLflowTracker:
         except BaseException:
             self._buffer = pending[sent:] + self._buffer  # keep what did not go, for the next try
             raise
+        if self._spool is not None:
+            self._spool.sync()  # a flush point: fsync the journal, wake the sender
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -255,7 +320,10 @@ class MLflowTracker:
         try:
             self.flush()
         finally:
-            self.client.set_terminated(self.run_id, status)
+            if self._spool is not None:
+                self._spool.finish(status)
+            else:
+                self.client.set_terminated(self.run_id, status)
 
     @property
     def finished(self) -> bool:

@@ -15,6 +15,14 @@ of registered plugin packages are instantiated; any other ``_target_`` is refuse
                                             "output": "class_ids", "input_shape": [1, 8, 8]})
     mlflow.pyfunc.load_model(uri).predict(images)      # (N,) int64 class ids
 
+Token models: ``input_dtype`` defaults to ``"auto"``, resolved when the model is rebuilt:
+``int64`` when the model's first layer is an ``Embedding`` (it reads token ids), else
+``float32``. A model whose forward returns a tuple (a language model's ``(logits, state)``)
+is served by its first element, so the runner's logged ``CharLSTMLM`` predicts
+``(N, T) int64 ids -> (N, T, vocab_size)`` logits (or ``(N, T)`` next-token ids with
+``output: class_ids``); the rows of one input have one length, and each row starts from a
+fresh (zero) state.
+
 This module imports mlflow (it subclasses ``PythonModel``): import it only to log or load models.
 """
 
@@ -135,7 +143,7 @@ def check_spec(spec: Any) -> dict[str, Any]:
         "model": json.loads(json.dumps(dict(model))),  # plain JSON data only
         "output": spec.get("output", "logits"),
         "input_shape": None if spec.get("input_shape") is None else [int(d) for d in spec["input_shape"]],
-        "input_dtype": str(np.dtype(spec.get("input_dtype", "float32"))),
+        "input_dtype": _dtype_name(spec.get("input_dtype", "auto")),
         "batch_size": int(spec.get("batch_size", 256)),
     }
     if out["output"] not in OUTPUTS:
@@ -144,6 +152,26 @@ def check_spec(spec: Any) -> dict[str, Any]:
         raise ValueError(f"predict_spec['batch_size']: expected a positive int, got {out['batch_size']}")
     resolve_target(out["model"]["_target_"])
     return out
+
+
+def _dtype_name(value: Any) -> str:
+    """``"auto"`` or a numpy dtype's name (``"int64"``, ``"float32"``)."""
+    if value == "auto":
+        return "auto"
+    try:
+        return str(np.dtype(value))
+    except TypeError:
+        raise ValueError(f"predict_spec['input_dtype']: expected 'auto' or a numpy dtype name, got {value!r}") from None
+
+
+def input_dtype_of(model: Any, dtype: str) -> str:
+    """``dtype``, or for ``"auto"``: ``int64`` when the first layer of ``model`` is an ``Embedding``, else ``float32``."""
+    if dtype != "auto":
+        return dtype
+    from labkit.nn.embedding import Embedding
+
+    layers = [m for _, m in model.named_modules() if m is not model and not any(True for _ in m.children())]
+    return "int64" if layers and isinstance(layers[0], Embedding) else "float32"
 
 
 def _state_dict_of(source: Any) -> dict[str, Any]:
@@ -170,9 +198,10 @@ class LabkitPyfuncModel(mlflow.pyfunc.PythonModel):
 
     ``predict(context, x)``: ``x`` is a numpy array ``(N, *input_shape)`` or a pandas
     DataFrame with one row per example (flattened features, reshaped to ``input_shape``,
-    or one column holding arrays). Returns a numpy array: ``logits`` ``(N, C)`` (the
-    model's raw output), ``probabilities`` ``(N, C)`` (softmax over the last axis) or
-    ``class_ids`` ``(N,)`` int64 (argmax over the last axis), as ``output`` in the spec says.
+    or one column holding arrays), cast to ``input_dtype``. Returns a numpy array: ``logits``
+    ``(N, ..., C)`` (the model's raw output; the first element when the model returns a tuple),
+    ``probabilities`` (softmax over the last axis) or ``class_ids`` int64 (argmax over the
+    last axis: ``(N,)`` for a classifier, ``(N, T)`` for a language model), as ``output`` says.
     """
 
     # inputs are numpy batches (images, token ids), not MLflow's list-of-records: no type-hint validation
@@ -185,6 +214,7 @@ class LabkitPyfuncModel(mlflow.pyfunc.PythonModel):
         self.model = build_from_config(self.spec["model"])
         self.model.load_state_dict(labkit.load(context.artifacts["state"], map_location="cpu"))
         self.model.eval()
+        self.input_dtype = input_dtype_of(self.model, self.spec["input_dtype"])
 
     def _as_array(self, model_input: Any) -> np.ndarray:
         if hasattr(model_input, "to_numpy"):  # pandas DataFrame / Series
@@ -195,7 +225,7 @@ class LabkitPyfuncModel(mlflow.pyfunc.PythonModel):
             values = np.asarray(model_input)
         if values.ndim == 2 and values.shape[1] == 1 and values.dtype == object:
             values = np.stack([np.asarray(v) for v in values[:, 0]])
-        values = values.astype(self.spec["input_dtype"], copy=False)
+        values = values.astype(self.input_dtype, copy=False)
         shape = self.spec["input_shape"]
         if shape is not None and tuple(values.shape[1:]) != tuple(shape):
             values = values.reshape(len(values), *shape)
@@ -209,6 +239,8 @@ class LabkitPyfuncModel(mlflow.pyfunc.PythonModel):
         with labkit.no_grad():
             for start in range(0, len(x), self.spec["batch_size"]):
                 out = self.model(labkit.tensor(x[start : start + self.spec["batch_size"]]))
+                if isinstance(out, tuple | list):  # (logits, state) of a language model: serve the logits
+                    out = out[0]
                 outputs.append(np.asarray(out.numpy()))
         logits = np.concatenate(outputs) if outputs else np.zeros((0,), dtype=np.float32)
         if self.spec["output"] == "class_ids":
@@ -249,8 +281,9 @@ def log_pyfunc_model(
         predict_spec: ``model`` (required: the model config, ``_target_`` + every kwarg, e.g.
             ``{**cfg.model, **task.model_kwargs()}`` without ``_partial_``), ``output``
             (``logits`` | ``probabilities`` | ``class_ids``, default ``logits``), ``input_shape``
-            (per example, to reshape flat DataFrame rows), ``input_dtype`` (default ``float32``;
-            ``int64`` for token ids), ``batch_size`` (default 256).
+            (per example, to reshape flat DataFrame rows), ``input_dtype`` (default ``auto``:
+            ``int64`` for models whose first layer is an ``Embedding``, else ``float32``), ``batch_size``
+            (default 256).
         artifact_path: where in the run's artifacts the model directory goes.
 
     Returns:

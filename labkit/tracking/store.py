@@ -7,6 +7,7 @@ never at module import, so ``labkit --help`` and the CLI's argument parsing stay
 from __future__ import annotations
 
 import os
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -73,6 +74,54 @@ def check_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
         ) from exc
 
 
+def is_reachable(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> bool:
+    """False when an ``http(s)://`` server does not answer within ``timeout`` s; True for local stores."""
+    try:
+        check_reachable(uri, timeout)
+    except ConnectionError:
+        return False
+    return True
+
+
+#: MLflow reads these before every HTTP request; spooled trackers and `labkit sync` bound them
+_HTTP_VARS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+_http_mutex = threading.Lock()
+_http_users: list[int] = []
+_http_saved: dict[str, str | None] = {}
+
+
+@contextmanager
+def http_limits(timeout_s: int) -> Iterator[None]:
+    """Make every MLflow HTTP request in this process give up after ``timeout_s`` s, with no retries.
+
+    MLflow 3.17 retries a failed request 7 times with exponential backoff (minutes) and waits
+    120 s for an answer; it reads ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` and ``MLFLOW_HTTP_REQUEST_TIMEOUT``
+    before each request, so they are set here, process-wide, while any user holds the limits
+    (the tightest timeout wins) and restored after the last one leaves. Retries are then the
+    spool's job (backoff, and a check of what the store has before resending: MLflow's own
+    retries resend a POST whose answer was lost, which would log a metric batch twice).
+    """
+    with _http_mutex:
+        if not _http_users:
+            _http_saved.update({name: os.environ.get(name) for name in _HTTP_VARS})
+        _http_users.append(max(1, int(timeout_s)))
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(min(_http_users))
+    try:
+        yield
+    finally:
+        with _http_mutex:
+            _http_users.remove(max(1, int(timeout_s)))
+            if _http_users:
+                os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(min(_http_users))
+            else:
+                for name, value in _http_saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+
+
 @contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """Hold an exclusive lock on ``<db>.lock`` for a SQLite store (no-op for servers).
@@ -99,10 +148,14 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def make_client(uri: str | None = None) -> Any:
-    """An ``MlflowClient`` on the absolute form of ``uri`` whose store (and SQLite schema) exists."""
+def make_client(uri: str | None = None, check: bool = True) -> Any:
+    """An ``MlflowClient`` on the absolute form of ``uri`` whose store (and SQLite schema) exists.
+
+    ``check=False`` skips the health check of a server (a spooled tracker starts without one).
+    """
     uri = resolve_tracking_uri(uri)
-    check_reachable(uri)
+    if check:
+        check_reachable(uri)
     from mlflow.tracking import MlflowClient
 
     with store_lock(uri):

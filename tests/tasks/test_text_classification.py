@@ -146,3 +146,24 @@ def test_dataset_kwargs_from_an_omegaconf_node(fortunes):
     task.setup()
     assert len(task.classes) == 2
     assert task.predict_spec() == {"output": "class_ids", "input_dtype": "int64"}
+
+
+def test_split_texts_is_what_setup_trains_and_scores_on(fortunes):
+    task = make(fortunes, dataset_kwargs={"top_k": 3}, top_classes=2)
+    splits = task.split_texts()
+    assert set(splits) == {"train", "val", "test"}
+    assert task.classes == ["animals", "food"]
+    for texts, labels in splits.values():
+        assert labels.dtype == np.int64 and len(texts) == len(labels) and set(labels.tolist()) <= {0, 1}
+        assert all(text.split()[-1].startswith(("qanimals", "qfood")) for text in texts)
+        assert all(text.split()[-1].startswith("qanimals") == (label == 0) for text, label in zip(texts, labels))
+    loaders = task.setup()
+    assert {k: len(v[0]) for k, v in splits.items()} == loaders.info["sizes"]
+    for key, (texts, labels) in splits.items():
+        assert sorted(texts) == sorted(task.texts[key])  # setup sorts val/test by length; same texts
+        batches = [b[2].numpy() for b in getattr(loaders, key)]
+        assert np.bincount(np.concatenate(batches), minlength=2).tolist() == np.bincount(labels, minlength=2).tolist()
+    splits["train"][0].clear()  # a copy: the task's own lists are untouched
+    splits["train"][1][:] = 7
+    again = task.split_texts()
+    assert len(again["train"][0]) == loaders.info["sizes"]["train"] and set(again["train"][1].tolist()) <= {0, 1}

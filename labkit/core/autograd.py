@@ -13,12 +13,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from labkit.backends.registry import backends
 from labkit.core.function import Function, _check_finite
 from labkit.core.mode import _MODE, Mode, get_mode
 from labkit.core.tensor import Tensor
 
 _wrap = Tensor._wrap
+_ndarray = np.ndarray
+
+
+def _sum(a: Any, b: Any) -> Tensor:
+    """``a + b`` of two gradient arrays as a Tensor (numpy turns a sum of 0-d arrays into a scalar)."""
+    s = a + b
+    if type(s) is not _ndarray and isinstance(s, np.generic):
+        s = np.asarray(s)
+    return _wrap(s)
+
+
 _SECOND_TIME = (
     "backward: trying to backward through the graph a second time ({op} was already freed); "
     "pass retain_graph=True to the first backward() if you need to call it again"
@@ -122,6 +135,7 @@ def _run_backward(
     anomaly = mode.anomaly
     token = _MODE.set(Mode(grad_enabled=create_graph, anomaly=anomaly))
     # gradient sums travel on the functions themselves (fn._gbuf): cheaper than a dict
+    touched: list[Function] = []  # every function given a _gbuf here, cleared at the end
     for fn in roots:
         if id(fn) in pending:
             fn._gbuf = pending.pop(id(fn))
@@ -176,19 +190,22 @@ def _run_backward(
                     if entry is None:
                         leaf_grads[id(node)] = [node, gx]
                     else:
-                        entry[1] = entry[1] + gx if create_graph else _wrap(entry[1].data + gx.data)
+                        entry[1] = entry[1] + gx if create_graph else _sum(entry[1].data, gx.data)
                 else:
                     nbuf = node._gbuf
                     if nbuf is None:
                         nbuf = node._gbuf = [None] * node._n_out
+                        touched.append(node)
                     prev = nbuf[idx]
                     if prev is None:
                         nbuf[idx] = gx
                     else:
-                        nbuf[idx] = prev + gx if create_graph else _wrap(prev.data + gx.data)
+                        nbuf[idx] = prev + gx if create_graph else _sum(prev.data, gx.data)
     finally:
         _MODE.reset(token)
         for fn in order:
+            fn._gbuf = None
+        for fn in touched:  # also functions outside a pruned order (labkit.grad of some inputs)
             fn._gbuf = None
 
     if targets is not None:
@@ -217,7 +234,7 @@ def _run_backward(
             elif create_graph:
                 leaf.grad = leaf.grad + g
             else:
-                leaf.grad = Tensor._wrap(leaf.grad.data + g.data)
+                leaf.grad = _sum(leaf.grad.data, g.data)
     finally:
         _MODE.reset(token)
     return None

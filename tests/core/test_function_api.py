@@ -129,7 +129,7 @@ def test_registry_kernel_for_a_builtin_op() -> None:
 
 
 def test_registry_duplicate_names_both_owners() -> None:
-    reg = Registry()
+    reg = Registry(group="labkit.tests.no_plugins")  # no installed plugins join the listing
     reg.register("op", "swish", lambda x: x, owner="plugin_a")
     with pytest.raises(ValueError, match="op 'swish' is already registered by 'plugin_a'; 'plugin_b' cannot"):
         reg.register("op", "swish", lambda x: x, owner="plugin_b")

@@ -187,6 +187,12 @@ class Registry:
             for name, old in (self._plugins or {}).items():  # reload: drop what the last load added
                 if old.ok:
                     self.unregister_owner(name)
+            if reload:  # the runner's _target_ allowlist caches the plugins' packages
+                import sys
+
+                instantiate = sys.modules.get("labkit.runner.instantiate")
+                if instantiate is not None:
+                    instantiate.plugin_packages.cache_clear()
             self._plugins = {}  # set first: a lookup inside a plugin's register() must not recurse
             self._plugins = load_plugins(self)
         return self._plugins

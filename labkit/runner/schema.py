@@ -73,7 +73,7 @@ class TrainerConfig:
 class SpoolConfig:
     """``tracking.spool.*``: journal tracking writes on local disk and send them when the store answers.
 
-    See labkit/tracking/spool.py (``SpoolSettings``, which checks the ranges) and docs/tracking.md.
+    See labkit/tracking/spool_settings.py (``SpoolSettings``, which checks the ranges) and docs/tracking.md.
     """
 
     enabled: bool = False  # off: an unreachable tracking server fails the run at its start, naming the URI

@@ -41,7 +41,7 @@ from labkit.tracking.params import (
     system_tags,
     truncate_value,
 )
-from labkit.tracking.spool import SpoolSettings
+from labkit.tracking.spool_settings import SpoolSettings
 from labkit.tracking.store import ensure_experiment, make_client, resolve_tracking_uri, store_lock
 
 log = logging.getLogger(__name__)

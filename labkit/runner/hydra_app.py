@@ -101,7 +101,10 @@ def _report(result: dict[str, Any], cfg: DictConfig) -> None:
     shown = "  ".join(f"{k} {v:.4g}" for k, v in result.items() if k.startswith("test/") and k.count("/") == 1)
     print(f"Run {result['run_id']} finished after {result['epoch']} epochs, {result['step']} steps. {shown}".rstrip())
     uri = result.get("tracking_uri")
-    if uri:
+    if result.get("spool_dir") and not result.get("mlflow_run_id"):
+        print(f"Spooled in {result['spool_dir']}: the store at {uri} has not received it yet")
+        print(f"Send it when the store answers: labkit sync --spool {Path(result['spool_dir']).parent}")
+    elif uri:
         print(f"Stored in {uri} (experiment {cfg.tracking.experiment!r})")
         print(f"Open it in the MLflow UI: labkit ui --tracking-uri {uri}")
     else:

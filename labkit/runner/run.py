@@ -198,6 +198,9 @@ def run(
             result[key] = points[-1][1]
     if hasattr(tracker, "uri"):
         result["tracking_uri"] = str(tracker.uri)
+    if getattr(tracker, "spool_dir", None) is not None:  # a spooled run: what the store has yet
+        result["spool_dir"] = str(tracker.spool_dir)
+        result["mlflow_run_id"] = tracker.mlflow_run_id
     result["checkpoint_dir"] = str(store.dir)
     return result
 

@@ -211,6 +211,11 @@ def _check_values(plain: dict[str, Any]) -> None:
     clip = plain["trainer"]["grad_clip"]
     if clip is not None and clip <= 0:
         raise ValueError(f"config key 'trainer.grad_clip': expected a positive number or null, got {clip!r}")
+    tracking = plain.get("tracking")
+    if isinstance(tracking, dict) and tracking.get("spool") is not None:
+        from labkit.tracking.spool_settings import SpoolSettings
+
+        SpoolSettings.parse(tracking["spool"])  # out-of-range spool settings fail before any work
     for group in ("task", "model", "optim"):
         node = plain[group]
         if not isinstance(node, dict) or "_target_" not in node:

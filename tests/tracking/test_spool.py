@@ -311,3 +311,11 @@ def test_unreachable_server_never_stalls_a_flush(tmp_path):
     records, state = peek(tracker.spool_dir)
     assert state["acked"] == 0 and [r["op"] for r in records][-2:] == ["params", "end"]
     assert sum(len(r["metrics"]) for r in records if r["op"] == "metrics") == 40
+
+
+def test_out_of_range_spool_settings_fail_when_the_config_is_validated():
+    from labkit.runner.hydra_app import compose
+    from labkit.runner.schema import validate_config
+
+    with pytest.raises(ValueError, match=r"tracking\.spool\.max_wait_s: expected a number >= 0, got -1"):
+        validate_config(compose(["tracking.spool.max_wait_s=-1"]))

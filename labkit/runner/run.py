@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from labkit.backends.allocator import reuse_freed_memory
 from labkit.core.mode import no_grad
+from labkit.distributed.strategy import Strategy, build_strategy
 from labkit.plugins.kernels import selected_kernels, use_kernels
 from labkit.plugins.registry import registry
 from labkit.runner.artifacts import log_checkpoints, log_model, log_run_files
@@ -34,7 +35,7 @@ from labkit.runner.build import (
     build_tracker,
     resolve_device,
 )
-from labkit.runner.callbacks import Callback, InterruptHandler
+from labkit.runner.callbacks import Callback, InterruptHandler, ProgressReporter
 from labkit.runner.checkpointing import (
     CheckpointStore,
     Progress,
@@ -53,7 +54,8 @@ from labkit.tracking.base import MemoryTracker, Tracker
 log = logging.getLogger("labkit.runner")
 
 #: config keys left out of the run's params (they change between attempts of one run)
-VOLATILE_KEYS = ("trainer.resume",)
+# keys that may differ when a run is resumed (a sweep trial resumed alone: its name and store come back)
+VOLATILE_KEYS = ("trainer.resume", "run_name", "tracking.uri")
 
 
 def run(
@@ -101,12 +103,14 @@ def run(
 
         threadpool_limits(limits=int(cfg.backend.num_threads))
     device = resolve_device(cfg.backend.device)
+    strategy = build_strategy(str(trainer.strategy), device)
+    device = strategy.device  # ddp on cuda: cuda:<local rank>, one GPU per process
     seeds = seed_everything(cfg.seed)
     experiment = str(cfg.tracking.experiment)
     ckpt_root = _under(work_dir, trainer.checkpoint_dir or "checkpoints")
     resume_id = trainer.resume
     if resume_id == "last":
-        resume_id = latest_run(ckpt_root, experiment)
+        resume_id = strategy.on_main(lambda: latest_run(ckpt_root, experiment))
         log.info("trainer.resume=last: resuming run %s", resume_id)
     if resume_id is not None and tracker is not None and tracker.run_id != resume_id:
         raise ValueError(
@@ -115,16 +119,26 @@ def run(
 
     task = build_task(cfg, seeds)
     loaders = task.setup(seeds.data)
+    strategy.shard(loaders.train)  # ddp: this rank's shard of every global batch
     monitor = trainer.monitor or _prefixed(task.monitor, "val")
     monitor_mode = trainer.monitor_mode or task.monitor_mode
 
-    if tracker is None:
-        tracker = build_tracker(
-            cfg.tracking, work_dir=work_dir, run_name=run_name_for(cfg), run_id=resume_id, parent_run_id=parent_run_id
-        )
-        if resume_id is None and isinstance(tracker, MemoryTracker) and tracker.run_id == "memory":
-            tracker.run_id = f"memory-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    store = CheckpointStore(ckpt_root, experiment, tracker.run_id)
+    def open_run() -> str:  # under ddp on rank 0 only: the other ranks record nothing
+        nonlocal tracker
+        if tracker is None:
+            tracker = build_tracker(
+                cfg.tracking,
+                work_dir=work_dir,
+                run_name=run_name_for(cfg),
+                run_id=resume_id,
+                parent_run_id=parent_run_id,
+            )
+            if resume_id is None and isinstance(tracker, MemoryTracker) and tracker.run_id == "memory":
+                tracker.run_id = f"memory-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        return str(tracker.run_id)
+
+    run_id = strategy.on_main(open_run)
+    tracker, store = strategy.replicas(tracker, CheckpointStore(ckpt_root, experiment, run_id))
     metric_log: MetricLog | None = None
     kernels = ExitStack()
     try:
@@ -137,6 +151,7 @@ def run(
             "labkit.monitor_mode": monitor_mode,
             "labkit.checkpoints": str(store.dir),
             "labkit.kernels": ",".join(active_kernels) or "none",
+            "labkit.world_size": str(strategy.world_size),
             **({"labkit.overrides": " ".join(overrides)} if overrides else {}),
             **{str(k): str(v) for k, v in (cfg.get("tags") or {}).items()},
             **dict(tags or {}),
@@ -145,20 +160,24 @@ def run(
         tracker.log_params(_params(plain))
         model = build_model(cfg, task.model_kwargs(), seeds, device)
         optimizer = build_optimizer(cfg, model)
+        strategy.setup(model, optimizer, seeds, loaders.train)  # ddp: equal replicas, per-rank random streams
         scheduler, interval = build_scheduler(cfg, optimizer, loaders.train, monitor_mode)
         loop_callbacks = build_callbacks(trainer, monitor, monitor_mode, loaders.train, callbacks)
+        if not strategy.is_main:  # one progress bar / epoch log line: rank 0's
+            loop_callbacks = [cb for cb in loop_callbacks if not isinstance(cb, ProgressReporter)]
         named = {cb.name: cb for cb in loop_callbacks if cb.name}
         pieces = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "loader": loaders.train}
 
         progress, history, skip_below = Progress(), {}, 0
         if resume_id is not None:
-            progress, history, skip_below = _resume(store, tracker, plain, pieces, seeds, named)
+            progress, history, skip_below = _resume(store, tracker, plain, pieces, seeds, named, strategy)
         metric_log = MetricLog(tracker, progress, history, skip_below)
 
         def checkpoint(name: str) -> Path:
             state = collect_state(
                 **pieces, seeds=seeds, progress=progress, callbacks=named, history=metric_log.history, config=plain
             )
+            state.update(strategy.rank_state(seeds, loaders.train))  # ddp: every rank's random streams
             return store.save(name, state)
 
         interrupt = InterruptHandler()
@@ -178,6 +197,7 @@ def run(
             callbacks=loop_callbacks,
             device=device,
             interrupt=interrupt,
+            strategy=strategy,
         )
         if not progress.done:
             with interrupt.installed():
@@ -185,13 +205,16 @@ def run(
             _final_evaluation(loop, store, task, loaders, tracker)
             progress.done = True
             loop.save_last()
-        _log_artifacts(tracker, plain, overrides, metric_log, model, task, loaders, store)
+        if strategy.is_main:
+            _log_artifacts(tracker, plain, overrides, metric_log, model, task, loaders, store)
         tracker.finish("FINISHED")
     except BaseException as exc:
         _record_end(tracker, exc, metric_log, store, trainer.log_checkpoints)
+        strategy.on_error(exc)  # ddp: a rank failing alone ends every rank (the others would wait for it)
         raise
     finally:
         kernels.close()
+    strategy.finish()
     result: dict[str, Any] = {"run_id": tracker.run_id, "epoch": progress.epoch, "step": progress.step}
     for key, points in sorted(metric_log.history.items()):
         if key.startswith(("val/", "test/")) and points:
@@ -202,6 +225,8 @@ def run(
         result["spool_dir"] = str(tracker.spool_dir)
         result["mlflow_run_id"] = tracker.mlflow_run_id
     result["checkpoint_dir"] = str(store.dir)
+    if strategy.world_size > 1:  # ddp: which rank returned this (rank 0 holds the tracked run)
+        result["rank"] = strategy.rank
     return result
 
 
@@ -239,21 +264,27 @@ def _resume(
     pieces: Mapping[str, Any],
     seeds: Any,
     named: Mapping[str, Callback],
+    strategy: Strategy,
 ) -> tuple[Progress, dict[str, list[tuple[int, float]]], int]:
     """Load ``last.ckpt`` (local, else from the run's artifacts) into the freshly built pieces.
 
+    Under ddp rank 0 finds the checkpoint and sends it to every rank.
     Returns the progress, the metric history and the first metric batch not yet sent to the tracker.
     """
-    if not store.exists("last") and not fetch_from_tracker(tracker, store):
-        raise ValueError(
-            f"trainer.resume={store.run_id}: expected a checkpoint at {store.path('last')} or "
-            "checkpoints/last.ckpt in the run's artifacts, found neither"
-        )
-    state = store.load("last")
+
+    def locate() -> None:
+        if not store.exists("last") and not fetch_from_tracker(tracker, store):
+            raise ValueError(
+                f"trainer.resume={store.run_id}: expected a checkpoint at {store.path('last')} or "
+                "checkpoints/last.ckpt in the run's artifacts, found neither"
+            )
+
+    state = strategy.load_checkpoint(store, locate)
     changed = [c for c in config_changes(state["config"], plain) if c not in VOLATILE_KEYS]
     if changed:
         log.warning("resuming run %s with a changed config: %s", store.run_id, ", ".join(changed))
     progress, history = restore_state(state, **pieces, seeds=seeds, callbacks=named)
+    strategy.restore_rank_state(state, seeds, pieces["loader"])  # ddp: this rank's own random streams
     skip_below = max(progress.logged_seq, int(store.meta().get("logged_seq", 0)))
     log.info("resumed run %s at epoch %d, step %d", store.run_id, progress.epoch, progress.step)
     return progress, history, skip_below
@@ -266,10 +297,12 @@ def _final_evaluation(loop: TrainLoop, store: CheckpointStore, task: Any, loader
     use_best = trainer.test_weights == "best" and store.exists("best")
     with _weights(loop.model, store if use_best else None):
         metrics = loop.evaluate("test") if split == "test" else {}
-        loop.model.eval()
-        with no_grad():
-            extra = task.artifacts(loop.model, loaders, tracker, split=split) or {}
-        loop.model.train()
+        extra = {}
+        if loop.strategy.is_main:  # the task's figures and extra metrics are rank 0's to log
+            loop.model.eval()
+            with no_grad():
+                extra = task.artifacts(loop.model, loaders, tracker, split=split) or {}
+            loop.model.train()
     metrics.update({_prefixed(k, split): float(v) for k, v in extra.items()})
     if loop.progress.best is not None:
         metrics[f"{loop.monitor}_best"] = loop.progress.best

@@ -195,6 +195,18 @@ class MLflowSweepCallback(Callback):
         self.sweep_dir: Path | None = None
         self._monitor = monitor
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the parent run's tracker: it belongs to the launching process.
+
+        Process launchers (submitit, joblib) pickle Hydra's callbacks into every job after
+        ``on_multirun_start`` opened the parent. A spooled tracker holds a lock and a thread
+        (unpicklable); any copy would be a second handle on the parent run. Jobs find the parent
+        through the sweep file (:func:`sweep_context`), never through this object.
+        """
+        state = self.__dict__.copy()
+        state["tracker"] = None
+        return state
+
     def _sweep_dir(self, config: DictConfig) -> Path:
         cwd = Path(str(_hydra_value(config, "hydra.runtime.cwd", os.getcwd())))
         path = Path(str(_hydra_value(config, "hydra.sweep.dir", "multirun")))

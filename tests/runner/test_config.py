@@ -57,12 +57,16 @@ def test_defaults_are_the_digits_setup_and_hydra_settings():
         assert default in text
 
 
-@pytest.mark.parametrize("launcher", ["sequential", "parallel"])
+@pytest.mark.parametrize("launcher", ["sequential", "parallel", "slurm", "slurm_local"])
 def test_launchers(launcher):
     cfg = _hydra_compose(f"hydra/launcher={launcher}")
-    assert cfg.hydra.launcher._target_.split(".")[-1] == (
-        "BasicLauncher" if launcher == "sequential" else "JoblibLauncher"
-    )
+    expected = {
+        "sequential": "BasicLauncher",
+        "parallel": "JoblibLauncher",
+        "slurm": "SlurmLauncher",
+        "slurm_local": "LocalLauncher",
+    }
+    assert cfg.hydra.launcher._target_.split(".")[-1] == expected[launcher]
 
 
 @pytest.mark.parametrize("search", [p.stem for p in sorted((CONFIG_DIR / "hparams_search").glob("*.yaml"))])

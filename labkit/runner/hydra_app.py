@@ -86,7 +86,8 @@ def job(cfg: DictConfig) -> Any:
             print(f"labkit train: error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         raise
-    _report(result, cfg)
+    if result.get("rank", 0) == 0:  # data-parallel: one report, from the rank that logs
+        _report(result, cfg)
     metric = cfg.get("optimized_metric")
     if not metric:
         return None

@@ -18,6 +18,7 @@ from typing import Any
 
 from labkit.core.mode import no_grad
 from labkit.data.loader import move_to
+from labkit.distributed.strategy import Strategy
 from labkit.optim.clip import clip_grad_norm_, clip_grad_value_
 from labkit.runner.callbacks import Callback, InterruptHandler, TrainingInterrupted
 from labkit.runner.checkpointing import Progress
@@ -70,6 +71,7 @@ class TrainLoop:
         monitor, monitor_mode: the metric that picks the best checkpoint ("val/accuracy", "max").
         checkpoint: ``checkpoint(name)`` writes ``last``/``best`` and returns its path.
         scheduler_interval: ``"epoch"`` or ``"step"``; metric-driven schedulers step after each evaluation.
+        strategy: ``trainer.strategy`` (labkit.distributed.strategy); None: one process.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class TrainLoop:
         callbacks: Sequence[Callback] = (),
         device: Any = None,
         interrupt: InterruptHandler | None = None,
+        strategy: Strategy | None = None,
     ) -> None:
         self.task, self.model, self.optimizer, self.loaders = task, model, optimizer, loaders
         self.trainer = trainer
@@ -101,6 +104,7 @@ class TrainLoop:
         self.callbacks = list(callbacks)
         self.device = device
         self.interrupt = interrupt or InterruptHandler()
+        self.strategy = strategy if strategy is not None else Strategy(device)
         self.log_every = int(trainer.log_every)
         self.should_stop = False
         self.stop_reason: str | None = None
@@ -136,9 +140,10 @@ class TrainLoop:
         return self.last_checkpoint
 
     def _check_interrupt(self) -> None:
-        if self.interrupt.received is not None:
+        received = self.strategy.interrupted(self.interrupt.received)  # under ddp: agreed by every rank
+        if received is not None:
             path = self.save_last()
-            raise TrainingInterrupted(self.interrupt.received, getattr(self.metrics.tracker, "run_id", "?"), str(path))
+            raise TrainingInterrupted(received, getattr(self.metrics.tracker, "run_id", "?"), str(path))
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -195,10 +200,12 @@ class TrainLoop:
         if self.device is not None and self.device.type != "cpu":
             batch = move_to(batch, self.device)
         loss, count = self.task.training_loss(self.model, batch)
-        value = float(loss.item())
+        # under ddp: the mean loss and the example count of the global batch (every rank's shard)
+        value, count = self.strategy.begin_step(float(loss.item()), count, self.interrupt.received)
         self._emit("on_loss", value)
         self.optimizer.zero_grad()
         loss.backward()
+        self.strategy.reduce_gradients()
         if trainer.grad_clip is not None:
             clip = clip_grad_norm_ if trainer.grad_clip_algorithm == "norm" else clip_grad_value_
             clip(self.model.parameters(), trainer.grad_clip)
@@ -244,7 +251,9 @@ class TrainLoop:
         if self.scheduler is not None and self.scheduler_interval == "epoch" and not _metric_driven(self.scheduler):
             self.scheduler.step()
         task_epoch_end = getattr(self.task, "on_epoch_end", None)
-        if task_epoch_end is not None:  # per-epoch task artifacts (language-model samples ...)
+        if (
+            task_epoch_end is not None and self.strategy.is_main
+        ):  # per-epoch task artifacts (language-model samples ...)
             task_epoch_end(self.model, self.metrics.tracker, p.epoch)
         self._emit("on_epoch_end")
         if trainer.checkpoint_interval == "epoch" and p.epoch % trainer.checkpoint_every == 0:
@@ -257,6 +266,10 @@ class TrainLoop:
         loader = getattr(self.loaders, split)
         if loader is None:
             return {}
+        # under ddp rank 0 evaluates and every rank receives its metrics, so all take the same decisions
+        return self.strategy.on_main(lambda: self._evaluate_on(split, loader))
+
+    def _evaluate_on(self, split: str, loader: Any) -> dict[str, float]:
         was_training = self.model.training
         self.model.eval()
         try:

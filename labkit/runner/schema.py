@@ -67,6 +67,7 @@ class TrainerConfig:
     test_weights: str = "best"  # "best" | "last"
     log_model: bool = True  # log the model as an MLflow pyfunc model
     log_checkpoints: bool = True  # log best.ckpt / last.ckpt as run artifacts
+    strategy: str = "single"  # "single" | "ddp" (data-parallel over MPI: mpirun -n N; docs/distributed.md)
 
 
 @dataclass
@@ -119,6 +120,7 @@ _CHOICES = {
     "trainer.checkpoint_interval": ("epoch", "step"),
     "trainer.monitor_mode": ("min", "max", None),
     "trainer.test_weights": ("best", "last"),
+    "trainer.strategy": ("single", "ddp"),
 }
 _POSITIVE = ("trainer.max_epochs", "trainer.log_every", "trainer.checkpoint_every")
 _POSITIVE_OR_NONE = (

@@ -190,6 +190,11 @@ def batch_norm(
         if value is not None and (not isinstance(value, Tensor) or value.shape != (channels,)):
             got = value.shape if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"{op}: {name} must be a Tensor of shape ({channels},) for input {x.shape}, got {got}")
+        if value is not None and value.device != x.device:
+            raise ValueError(
+                f"{op}: expected {name} on the input's device {x.device}, got {value.device}; "
+                "move the module (or the statistics) there with .to(device)"
+            )
     weight = _param(weight, "weight", (channels,), x, op)
     bias = _param(bias, "bias", (channels,), x, op)
     axes = (0, *range(2, x.ndim))

@@ -37,7 +37,7 @@ RUNNING_VAR = np.array([0.5, 1.5, 2.0])
 
 
 def _batch_norm_eval(x: labkit.Tensor, w: labkit.Tensor, b: labkit.Tensor) -> labkit.Tensor:
-    stats = [labkit.tensor(a.astype(x.numpy().dtype)) for a in (RUNNING_MEAN, RUNNING_VAR)]
+    stats = [labkit.tensor(a.astype(x.numpy().dtype), device=x.device) for a in (RUNNING_MEAN, RUNNING_VAR)]
     return F.batch_norm(x, *stats, w, b, training=False)
 
 
@@ -48,7 +48,8 @@ def _batch_norm_eval_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndar
 
 def _batch_norm_train(x: labkit.Tensor, *params: labkit.Tensor) -> labkit.Tensor:
     channels = x.shape[1]
-    return F.batch_norm(x, labkit.zeros(channels), labkit.ones(channels), *params, training=True)
+    stats = labkit.zeros(channels, device=x.device), labkit.ones(channels, device=x.device)
+    return F.batch_norm(x, *stats, *params, training=True)
 
 
 SPECS = [
@@ -210,3 +211,12 @@ def test_batch_norm_errors() -> None:
         F.batch_norm(labkit.randn(1, 3), None, None, training=True)
     with pytest.raises(ValueError, match=r"batch_norm: expected input of shape \(N, C\) or \(N, C, \*\), got \(3,\)"):
         F.batch_norm(labkit.randn(3), None, None, training=True)
+
+
+@pytest.mark.gpu
+def test_batch_norm_statistics_on_another_device_name_both_devices():
+    if not labkit.cuda_is_available():
+        pytest.skip("needs a GPU with cupy")
+    x = labkit.randn(4, 3, device="cuda")
+    with pytest.raises(ValueError, match=r"batch_norm: expected running_mean on the input's device cuda:0, got cpu"):
+        F.batch_norm(x, labkit.zeros(3), labkit.ones(3), training=True)

@@ -19,6 +19,7 @@ COMMANDS = {
     "data": ("labkit.cli.data", "main", "list, locate and fetch the named datasets"),
     "plugins": ("labkit.cli.plugins", "main", "installed plugins: list, check NAME (conformance kit), new NAME"),
     "sync": ("labkit.cli.sync", "main", "send spooled runs (offline, or left by a tracking outage) to MLflow"),
+    "server": ("labkit.cli.server", "main", "start an MLflow tracking server for a team (--postgres DIR to try one)"),
     "demo": ("labkit.cli.demo", "main", "train a small MLP on the spiral problem with labkit's core"),
 }
 

@@ -38,6 +38,7 @@ from labkit.tracking.params import (
     default_run_name,
     flatten_config,
     sanitize_key,
+    shorten_name,
     system_tags,
     truncate_value,
 )
@@ -133,7 +134,7 @@ class MLflowTracker:
             run = self.client.create_run(
                 self.experiment_id,
                 tags={k: truncate_value(v, MAX_TAG_VAL_LENGTH) for k, v in all_tags.items()},
-                run_name=run_name or default_run_name(),
+                run_name=shorten_name(run_name or default_run_name()),
             )
         self.run_id: str = run.info.run_id
         self.run_name: str = run.info.run_name
@@ -163,7 +164,7 @@ class MLflowTracker:
             settings,
             self.uri,
             experiment=experiment,
-            run_name=run_name or default_run_name(),
+            run_name=shorten_name(run_name or default_run_name()),
             run_id=run_id,
             tags={k: truncate_value(v, MAX_TAG_VAL_LENGTH) for k, v in all_tags.items()},
             artifact_location=artifact_location,

@@ -212,6 +212,19 @@ def system_tags(cwd: str | os.PathLike[str] | None = None) -> dict[str, str]:
     return tags
 
 
+#: MLflow's limit on run names (PostgreSQL enforces it; SQLite does not)
+MAX_RUN_NAME_LENGTH = 250
+
+
+def shorten_name(name: str, limit: int = MAX_RUN_NAME_LENGTH) -> str:
+    """``name`` if it fits in ``limit`` characters, else its start, ``~`` and 8 hex digits of its
+    SHA-1 (so that long sweep-trial names stay distinct)."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+    return f"{name[: limit - 9]}~{digest}"
+
+
 def default_run_name() -> str:
     """``run-YYYYmmdd-HHMMSS-xxxx`` from the clock and the OS's randomness (never a seeded stream)."""
     return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.tracking.params import sanitize_key
+from labkit.tracking.postgres import check_postgres_driver, is_postgres_uri
 
 HEALTH_TIMEOUT_S = 5.0
 
@@ -129,7 +130,12 @@ def store_lock(uri: str) -> Iterator[None]:
     MLflow builds the SQLite schema with alembic migrations; processes that start them at
     the same time corrupt each other's ("table ... already exists", "No such constraint"),
     so creating the store and the experiment is serialised across processes on this machine.
+    A PostgreSQL store (``postgresql://``) is serialised across machines by :func:`postgres_lock`.
     """
+    if is_postgres_uri(uri):
+        with postgres_lock(uri):
+            yield
+        return
     db = sqlite_path(uri)
     if db is None:
         yield
@@ -146,6 +152,36 @@ def store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: the PostgreSQL advisory lock key under which labkit creates MLflow schemas and experiments
+POSTGRES_LOCK_KEY = 0x6C61626B6974  # "labkit"
+
+
+@contextmanager
+def postgres_lock(uri: str, key: int = POSTGRES_LOCK_KEY) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock on the database of ``uri`` for the block.
+
+    MLflow creates a fresh database's schema with alembic on the first client; clients that start
+    together collide ("duplicate key value violates unique constraint pg_type_typname_nsp_index",
+    measured with 4 processes). The lock serialises that, and experiment creation, among labkit's
+    clients on any machine. It is released when the block ends or its connection drops.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    check_postgres_driver(uri)  # a clear "pip install" message instead of SQLAlchemy's import error
+    engine = create_engine(uri, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
 
 
 def make_client(uri: str | None = None, check: bool = True) -> Any:

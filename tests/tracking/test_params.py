@@ -97,3 +97,14 @@ def test_git_info_commit_and_dirty_flag(tmp_path):
 
 def test_default_run_names_differ():
     assert P.default_run_name() != P.default_run_name()
+
+
+def test_long_run_names_are_shortened_distinctly_within_mlflows_limit():
+    from labkit.tracking.params import MAX_RUN_NAME_LENGTH, shorten_name
+
+    assert shorten_name("digits_cnn-20261126") == "digits_cnn-20261126"
+    a = "model=mlp," + ",".join(f"trainer.option_{i}=value_{i}" for i in range(12)) + ",x=1"
+    b = a[:-1] + "2"
+    sa, sb = shorten_name(a), shorten_name(b)
+    assert len(a) > MAX_RUN_NAME_LENGTH and len(sa) == len(sb) == MAX_RUN_NAME_LENGTH
+    assert sa[:200] == a[:200] and sa != sb

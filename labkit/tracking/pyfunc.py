@@ -69,10 +69,12 @@ def allowed_packages() -> set[str]:
     from labkit.plugins.registry import registry
 
     packages = set(_ALLOWED_PACKAGES)
+    for info in registry.load_plugins().values():  # installed plugins (lazy entries import nothing)
+        if info.ok:
+            packages.add(info.package)
     for entry in registry.entries():
-        module = getattr(entry.obj, "__module__", None)
-        if entry.owner != "labkit" and isinstance(module, str):
-            packages.add(module.split(".")[0])
+        if entry.owner != "labkit" and entry.package:
+            packages.add(entry.package)
     return packages
 
 
@@ -314,4 +316,7 @@ def log_pyfunc_model(
             metadata={"labkit_target": spec["model"]["_target_"], "output": spec["output"]},
         )
         tracker.client.log_artifacts(tracker.run_id, str(root / "model"), artifact_path)
-    return f"{tracker.client.get_run(tracker.run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+    try:
+        return f"{tracker.client.get_run(tracker.run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+    except Exception:  # a spooled run the store has not created yet: its files arrive with labkit sync
+        return f"runs:/{tracker.run_id}/{artifact_path}"

@@ -3,7 +3,8 @@
 Data flow: ``load_dataset(data.name, **data.dataset_kwargs)`` (e.g. ``fortunes``, ``bbc_news``) ->
 train/val/test (the dataset's own splits, else stratified fractions drawn with
 ``data.split_seed``) -> optionally only the ``data.top_classes`` largest classes -> a
-tokenizer (``word`` or ``char``) and a ``Vocab`` built on the TRAIN texts only (``<pad>`` is
+tokenizer (``word``: the regex ``data.token_pattern``, e.g. one that keeps line breaks as tokens;
+or ``char``) and a ``Vocab`` built on the TRAIN texts only (``<pad>`` is
 id 0, unknown tokens map to ``<unk>``) -> each text as at most ``data.max_len`` ids.
 Batches are ``(ids (B, T) int64 right-padded with 0, lengths (B,) int64, labels (B,) int64)``
 and every text model is called as ``model(ids, lengths)``. With ``data.bucket`` the training
@@ -54,6 +55,7 @@ _DEFAULTS: dict[str, Any] = {
     "top_classes": None,  # keep the k classes with the most training texts
     "tokenizer": "word",  # "word" | "char"
     "lower": True,
+    "token_pattern": None,  # the word tokenizer's regex; None: words or single symbols (r"\w+|[^\w\s]")
     "min_freq": 2,
     "max_vocab": 30_000,
     "max_len": 256,
@@ -103,7 +105,7 @@ class TextClassification:
     """Text classification on a named labelled-text dataset.
 
     Data keys (besides the common ones): ``dataset_kwargs``, ``test_fraction``, ``top_classes``,
-    ``tokenizer``, ``lower``, ``min_freq``, ``max_vocab``, ``max_len``, ``bucket``,
+    ``tokenizer``, ``lower``, ``token_pattern``, ``min_freq``, ``max_vocab``, ``max_len``, ``bucket``,
     ``per_class_metrics``. Metrics: ``loss``, ``accuracy``, ``macro_f1``, ``f1/<class>``.
     Model kwargs: ``vocab_size``, ``num_classes``, ``padding_idx``.
     """
@@ -116,7 +118,24 @@ class TextClassification:
         o = self.options
         if o["tokenizer"] not in ("word", "char"):
             raise ValueError(f"TextClassification: expected data.tokenizer 'word' or 'char', got {o['tokenizer']!r}")
-        self.tokenizer = WordTokenizer(lower=o["lower"]) if o["tokenizer"] == "word" else CharTokenizer()
+        if o["tokenizer"] == "char":
+            if o["token_pattern"] is not None:
+                raise ValueError(
+                    "TextClassification: expected data.token_pattern null with data.tokenizer 'char' (a pattern "
+                    f"splits words), got {o['token_pattern']!r}"
+                )
+            self.tokenizer: WordTokenizer | CharTokenizer = CharTokenizer()
+        elif o["token_pattern"] is None:
+            self.tokenizer = WordTokenizer(lower=o["lower"])
+        else:
+            if not isinstance(o["token_pattern"], str):
+                raise TypeError(
+                    f"TextClassification: expected data.token_pattern as a regex string, got {o['token_pattern']!r}"
+                )
+            try:
+                self.tokenizer = WordTokenizer(pattern=o["token_pattern"], lower=o["lower"])
+            except ValueError as exc:
+                raise ValueError(f"TextClassification: data.token_pattern: {exc}") from None
         self.generator = generator
         self.vocab: Vocab | None = None
         self.classes: list[str] = []

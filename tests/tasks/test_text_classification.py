@@ -167,3 +167,30 @@ def test_split_texts_is_what_setup_trains_and_scores_on(fortunes):
     splits["train"][1][:] = 7
     again = task.split_texts()
     assert len(again["train"][0]) == loaders.info["sizes"]["train"] and set(again["train"][1].tolist()) <= {0, 1}
+
+
+def test_token_pattern_keeps_line_breaks_as_tokens(fortunes):
+    task = make(fortunes, dataset_kwargs={"top_k": 3}, min_freq=1, token_pattern=r"\w+|[^\w\s]|\n")
+    assert task.tokenizer("Roses are red,\nviolets\n") == ["roses", "are", "red", ",", "\n", "violets", "\n"]
+    task.setup()
+    assert task.encode("cat\ndog").tolist() == [task.vocab.stoi["cat"], task.vocab.unk_id, task.vocab.stoi["dog"]]
+    plain = make(fortunes, dataset_kwargs={"top_k": 3})
+    assert plain.tokenizer("red,\nviolets") == ["red", ",", "violets"]  # the default drops whitespace
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "message"),
+    [
+        ({"token_pattern": "(a|b)"}, ValueError, r"data\.token_pattern: WordTokenizer: pattern: expected no capturing"),
+        (
+            {"token_pattern": "[a-"},
+            ValueError,
+            r"data\.token_pattern: WordTokenizer: pattern: expected a valid regular",
+        ),
+        ({"token_pattern": 3}, TypeError, r"expected data\.token_pattern as a regex string, got 3"),
+        ({"token_pattern": r"\w+", "tokenizer": "char"}, ValueError, r"expected data\.token_pattern null with data\."),
+    ],
+)
+def test_bad_token_pattern_is_named(data, error, message):
+    with pytest.raises(error, match=message):
+        TextClassification({"name": "fortunes", **data})

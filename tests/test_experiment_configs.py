@@ -20,6 +20,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 EXPECTED = {
     "adding_gru", "adding_lstm", "charlm_lstm", "digits_cnn", "fashion_mnist_cnn", "sunspots_gru",
     "textcls_bow", "textcls_lstm", "textcls_transformer", "vowels_lstm",
+    "textcls_bow_bbc", "textcls_lstm_bbc", "textcls_transformer_bbc",
 }  # fmt: skip
 
 

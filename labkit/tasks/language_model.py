@@ -117,6 +117,11 @@ class LanguageModel:
             self.setup()
         return {"vocab_size": self.loaders.info["vocab_size"]}
 
+    def predict_spec(self) -> dict[str, Any]:
+        """How a served model (MLflow pyfunc) reads its input: ``(N, T)`` int64 character ids
+        (the run's ``vocab.json``) -> ``(N, T, V)`` next-character logits."""
+        return {"output": "logits", "input_dtype": "int64"}
+
     # ---- loss, metrics, samples ------------------------------------------------------------------
 
     def training_loss(self, model: Module, batch: Any) -> tuple[Tensor, int]:

@@ -108,19 +108,39 @@ def test_cli_mistakes_are_reported(tmp_path, capsys):
         assert info.value.code == 2 and expected in capsys.readouterr().err
 
 
-def test_binding_beyond_loopback_warns_loudly(tmp_path, capsys, caplog):
-    with socket.socket() as busy:  # the port is taken: the command stops right after its checks
-        busy.bind(("0.0.0.0", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        with caplog.at_level(logging.WARNING, logger="labkit.cli.server"):
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_binding_beyond_loopback_warns_loudly(tmp_path, capsys):
+    # a handler on the command's own logger: other tests in the same process (Hydra and MLflow runs)
+    # reconfigure the root logger's handlers, which caplog relies on
+    logger = logging.getLogger("labkit.cli.server")
+    seen, level, disabled = _Records(), logger.level, logger.disabled
+    logger.addHandler(seen)
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
+    try:
+        with socket.socket() as busy:  # the port is taken: the command stops right after its checks
+            busy.bind(("0.0.0.0", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
             code = server_main(
                 ["--backend-store-uri", f"sqlite:///{tmp_path}/m.db", "--host", "0.0.0.0", "--port", str(port)]
             )
+    finally:
+        logger.removeHandler(seen)
+        logger.setLevel(level)
+        logger.disabled = disabled
     assert code == 1
     assert f"port {port} on 0.0.0.0 is in use; expected a free port" in capsys.readouterr().err
-    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert "0.0.0.0" in warning.message and "no authentication" in warning.message
+    (warning,) = [r for r in seen.records if r.levelno == logging.WARNING]
+    assert "0.0.0.0" in warning.getMessage() and "no authentication" in warning.getMessage()
 
 
 # ---- against a real PostgreSQL + mlflow server ---------------------------------------------------

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.tracking.studies import open_store, study_children
+
 log = logging.getLogger("charlm_mingru_vs_lstm")
 
 STUDY = "charlm_mingru_vs_lstm"
-PARENT_TAG = "mlflow.parentRunId"
 HERE = Path(__file__).resolve().parent
 #: model ``_target_`` -> the name the table and plot use
 MODELS = {"labkit_mingru.models.MinGRULM": "minGRU", "labkit.models.CharLSTMLM": "LSTM"}
@@ -57,34 +58,6 @@ class Trial:
     @property
     def best_val(self) -> float | None:
         return min((v for _, v in self.val_bpc), default=None)
-
-
-def open_store(uri: str) -> Any:
-    """An ``MlflowClient`` on ``uri``; a SQLite file that does not exist is an error (MLflow would create it)."""
-    from labkit.tracking.store import make_client, resolve_tracking_uri, sqlite_path
-
-    uri = resolve_tracking_uri(uri)
-    db = sqlite_path(uri)
-    if db is not None and not db.is_file():
-        raise ValueError(f"--tracking-uri: expected an existing MLflow store, got {uri} (no file {db})")
-    return make_client(uri)
-
-
-def study_children(client: Any, parent: str | None) -> tuple[str, list[Any]]:
-    """``(parent run id, child runs)`` of the newest sweep of the study, or of sweep ``parent``."""
-    experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiment_ids, filter_string=f"tags.study = '{STUDY}'", max_results=50000)
-    by_parent: dict[str, list[Any]] = {}
-    for run in runs:
-        if PARENT_TAG in run.data.tags:
-            by_parent.setdefault(run.data.tags[PARENT_TAG], []).append(run)
-    if not by_parent:
-        raise ValueError(f"no sweep of study {STUDY!r} in the store: expected child runs tagged study={STUDY}")
-    if parent is None:  # the sweep whose first trial started last
-        parent = max(by_parent, key=lambda p: min(r.info.start_time or 0 for r in by_parent[p]))
-    elif parent not in by_parent:
-        raise ValueError(f"--parent: expected one of the sweeps of {STUDY!r} {sorted(by_parent)}, got {parent!r}")
-    return parent, by_parent[parent]
 
 
 def parameter_count(client: Any, run_id: str) -> int | None:
@@ -218,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small file per run: no bars
     try:
         client = open_store(args.tracking_uri)
-        parent, runs = study_children(client, args.parent)
+        parent, runs = study_children(client, STUDY, args.parent)
     except ValueError as exc:
         print(f"analyze: error: {exc}", file=sys.stderr)
         return 1

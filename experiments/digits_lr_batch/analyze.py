@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.tracking.studies import open_store, study_children
+
 log = logging.getLogger("digits_lr_batch")
 
 STUDY = "digits_lr_batch"
-PARENT_TAG = "mlflow.parentRunId"
 HERE = Path(__file__).resolve().parent
 
 
@@ -51,34 +52,6 @@ class Cell:
     wall_s: float | None
     runs: int
     finished: int
-
-
-def open_store(uri: str) -> Any:
-    """An ``MlflowClient`` on ``uri``; a SQLite file that does not exist is an error (MLflow would create it)."""
-    from labkit.tracking.store import make_client, resolve_tracking_uri, sqlite_path
-
-    uri = resolve_tracking_uri(uri)
-    db = sqlite_path(uri)
-    if db is not None and not db.is_file():
-        raise ValueError(f"--tracking-uri: expected an existing MLflow store, got {uri} (no file {db})")
-    return make_client(uri)
-
-
-def study_children(client: Any, study: str, parent: str | None) -> tuple[str, list[Any]]:
-    """``(parent run id, child runs)`` of the newest sweep of ``study``, or of sweep ``parent``."""
-    experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiment_ids, filter_string=f"tags.study = '{study}'", max_results=50000)
-    by_parent: dict[str, list[Any]] = {}
-    for run in runs:
-        if PARENT_TAG in run.data.tags:
-            by_parent.setdefault(run.data.tags[PARENT_TAG], []).append(run)
-    if not by_parent:
-        raise ValueError(f"no sweep of study {study!r} in the store: expected child runs tagged study={study}")
-    if parent is None:  # the sweep whose first trial started last
-        parent = max(by_parent, key=lambda p: min(r.info.start_time or 0 for r in by_parent[p]))
-    elif parent not in by_parent:
-        raise ValueError(f"--parent: expected one of the sweeps of {study!r} {sorted(by_parent)}, got {parent!r}")
-    return parent, by_parent[parent]
 
 
 def read_trials(runs: list[Any]) -> list[Trial]:

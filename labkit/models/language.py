@@ -13,7 +13,53 @@ from labkit.core.random import Generator, resolve
 from labkit.core.tensor import Tensor
 from labkit.models._checks import positive_int, probability
 
-__all__ = ["CharLSTMLM"]
+__all__ = ["CharLSTMLM", "sample_ids"]
+
+
+def sample_ids(
+    model: nn.Module,
+    prefix_ids: Any,
+    n: int,
+    temperature: float = 1.0,
+    generator: Generator | np.random.Generator | None = None,
+) -> list[int]:
+    """Sample ``n`` ids after ``prefix_ids`` from a stateful language model; returns only the new ids.
+
+    ``model(ids (1, T), state=None) -> (logits (1, T, V), state)`` with ``model.vocab_size == V``
+    (``CharLSTMLM``, plugin models). The prefix goes through in one call, then one step per new id
+    with the carried state. Each id is drawn from ``softmax(logits / temperature)``;
+    ``temperature=0`` takes the most likely id. Runs in eval mode under ``no_grad`` and restores
+    the previous mode.
+    """
+    name = f"{type(model).__name__}.generate"
+    prefix = [int(i) for i in np.asarray(prefix_ids).reshape(-1)]
+    if not prefix:
+        raise ValueError(f"{name}: expected a non-empty prefix_ids, got an empty sequence")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+        raise ValueError(f"{name}: expected temperature >= 0, got {temperature!r}")
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"{name}: expected n >= 0, got {n}")
+    rng = resolve(generator)
+    device = next(iter(model.parameters())).device
+    was_training = model.training
+    model.eval()
+    out: list[int] = []
+    try:
+        with no_grad():
+            logits, state = model(Tensor(np.array([prefix], dtype=np.int64), device=device))
+            for _ in range(n):
+                last = logits[0, -1]  # (V,)
+                if temperature == 0:
+                    token = int(np.argmax(last.numpy()))
+                else:
+                    probs = F.softmax(last.astype("float64") / float(temperature)).numpy()
+                    token = int(rng.choice(model.vocab_size, p=probs / probs.sum()))
+                out.append(token)
+                logits, state = model(Tensor(np.array([[token]], dtype=np.int64), device=device), state)
+    finally:
+        model.train(was_training)
+    return out
 
 
 class CharLSTMLM(nn.Module):
@@ -76,31 +122,4 @@ class CharLSTMLM(nn.Module):
         Each id is drawn from ``softmax(logits / temperature)``; ``temperature=0`` takes the most
         likely id. Runs in eval mode under ``no_grad`` and restores the previous mode.
         """
-        prefix = [int(i) for i in np.asarray(prefix_ids).reshape(-1)]
-        if not prefix:
-            raise ValueError("CharLSTMLM.generate: expected a non-empty prefix_ids, got an empty sequence")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ValueError(f"CharLSTMLM.generate: expected temperature >= 0, got {temperature!r}")
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"CharLSTMLM.generate: expected n >= 0, got {n}")
-        rng = resolve(generator)
-        device = self.head.weight.device
-        was_training = self.training
-        self.eval()
-        out: list[int] = []
-        try:
-            with no_grad():
-                logits, state = self(Tensor(np.array([prefix], dtype=np.int64), device=device))
-                for _ in range(n):
-                    last = logits[0, -1]  # (V,)
-                    if temperature == 0:
-                        token = int(np.argmax(last.numpy()))
-                    else:
-                        probs = F.softmax(last.astype("float64") / float(temperature)).numpy()
-                        token = int(rng.choice(self.vocab_size, p=probs / probs.sum()))
-                    out.append(token)
-                    logits, state = self(Tensor(np.array([[token]], dtype=np.int64), device=device), state)
-        finally:
-            self.train(was_training)
-        return out
+        return sample_ids(self, prefix_ids, n, temperature, generator)

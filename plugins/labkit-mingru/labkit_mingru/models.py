@@ -13,9 +13,9 @@ import numpy as np
 
 import labkit.functional as F
 import labkit.nn as nn
-from labkit.core.mode import no_grad
-from labkit.core.random import Generator, resolve
+from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
+from labkit.models.language import sample_ids
 from labkit_mingru.layers import MinGRUBlock, positive_int, probability
 
 __all__ = ["MinGRULM"]
@@ -94,31 +94,4 @@ class MinGRULM(nn.Module):
         likely id. Runs in eval mode under ``no_grad`` and restores the previous mode. The prefix
         goes through the parallel scan in one call; each new id is one step with the carried state.
         """
-        prefix = [int(i) for i in np.asarray(prefix_ids).reshape(-1)]
-        if not prefix:
-            raise ValueError("MinGRULM.generate: expected a non-empty prefix_ids, got an empty sequence")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ValueError(f"MinGRULM.generate: expected temperature >= 0, got {temperature!r}")
-        n = int(n)
-        if n < 0:
-            raise ValueError(f"MinGRULM.generate: expected n >= 0, got {n}")
-        rng = resolve(generator)
-        device = self.head.weight.device
-        was_training = self.training
-        self.eval()
-        out: list[int] = []
-        try:
-            with no_grad():
-                logits, state = self(Tensor(np.array([prefix], dtype=np.int64), device=device))
-                for _ in range(n):
-                    last = logits[0, -1]  # (V,)
-                    if temperature == 0:
-                        token = int(np.argmax(last.numpy()))
-                    else:
-                        probs = F.softmax(last.astype("float64") / float(temperature)).numpy()
-                        token = int(rng.choice(self.vocab_size, p=probs / probs.sum()))
-                    out.append(token)
-                    logits, state = self(Tensor(np.array([[token]], dtype=np.int64), device=device), state)
-        finally:
-            self.train(was_training)
-        return out
+        return sample_ids(self, prefix_ids, n, temperature, generator)

@@ -4,19 +4,21 @@ Writes ``--images`` (10,000) generated shapes as 28x28 grey PNGs (``make_shapes`
 temporary folder once, then measures images/second over one epoch of:
 
 - the floor: a plain single-threaded Pillow loop (open, convert("L"), np.asarray);
-- ``ImageFolder`` items without transforms: decoding vs reading the decoded-image cache;
+- ``ImageFolder`` items without transforms: decoding one by one (``dataset[i]``), decoding a
+  batch at a time (``__getitems__``: one array per batch), and reading the decoded-image cache;
 - the training pipeline (RandomCrop(28, padding=2), RandomHorizontalFlip, ToArray,
   Normalize) through ``DataLoader(batch_size=64)``, per image (``transforms``) or per batch
   (``batch_transforms.BatchCollate``: one numpy pass per batch), with 0 and ``--workers``
-  workers (threads, processes, and processes with ``worker_nice=19``), with and without the
-  cache (and the first, cache-filling epoch);
+  workers (threads, processes, and with ``--nice`` processes with ``worker_nice=19``), with
+  and without the cache (and the first, cache-filling epoch); and per batch "item by item":
+  the same dataset behind a wrapper without ``__getitems__`` (the loader's old path);
 - the loader feeding the benchmark CNN (``labkit_step("cnn")`` of training_steps.py, one
   step per batch of 64 1x28x28 images), against the step alone.
 
 Targets: a cached epoch of ImageFolder items at least 5x faster than decoding them; with
 prefetching workers, loader + CNN step at most 1.15x the CNN step alone (the loader keeps up).
 
-    python benchmarks/data_loader.py [--images 10000] [--workers 2] [--repeats 3] [--root DIR]
+    python benchmarks/data_loader.py [--images 10000] [--workers 2] [--repeats 3] [--root DIR] [--nice]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from _harness import interleaved, limit_threads, machine
 
@@ -36,6 +39,7 @@ limit_threads()
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from labkit.data.dataset import Dataset  # noqa: E402
 from labkit.data.loader import DataLoader  # noqa: E402
 from labkit.data.vision import ImageFolder, make_shapes  # noqa: E402
 from labkit.data.vision import transforms as T  # noqa: E402
@@ -84,6 +88,24 @@ def read_items(dataset: ImageFolder) -> None:
         dataset[i]
 
 
+def read_batches(dataset: ImageFolder) -> None:
+    for start in range(0, len(dataset), BATCH):
+        dataset.__getitems__(list(range(start, min(start + BATCH, len(dataset)))))
+
+
+class ItemByItem(Dataset):
+    """``dataset`` without ``__getitems__``: the loader fetches and decodes one image at a time."""
+
+    def __init__(self, dataset: ImageFolder) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[index]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
 def run_loader(loader: DataLoader, step: Callable[[], None] | None = None) -> int:
     batches = 0
     for images, _labels in loader:
@@ -101,6 +123,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cnn-batches", type=int, default=40, help="batches timed with the CNN step")
     parser.add_argument("--root", type=Path, default=None, help="keep the PNGs here between runs")
+    parser.add_argument("--nice", action="store_true", help="also time process workers with worker_nice=19")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="labkit-bench-data-"))
@@ -118,19 +141,28 @@ def main() -> None:
         augmented_cached = ImageFolder(root, transform=augment(), mode="L", cache=cache_dir / "aug")
         w = args.workers
         # (name, dataset, collate_fn, workers, mode, nice)
-        pipelines: list[tuple[str, ImageFolder, Callable | None, int, str, int]] = []
+        pipelines: list[tuple[str, Any, Callable | None, int, str, int]] = []
+        placements = [(0, "thread", 0), (w, "thread", 0), (w, "process", 0)] + (
+            [(w, "process", 19)] if args.nice else []
+        )
         for cache_suffix, per_image_ds, batch_ds in (("", augmented, plain), (", cached", augmented_cached, cached)):
             for aug, ds, collate in (("per image", per_image_ds, None), ("per batch", batch_ds, batch_augment())):
-                for workers, mode, nice in ((0, "thread", 0), (w, "thread", 0), (w, "process", 0), (w, "process", 19)):
+                for workers, mode, nice in placements:
                     where = "main thread" if workers == 0 else f"{workers} {mode}{'es' if mode == 'process' else 's'}"
                     where += ", nice 19" if nice else ""
                     pipelines.append((f"{aug}, {where}{cache_suffix}", ds, collate, workers, mode, nice))
+        # the same without ImageFolder.__getitems__ (each image decoded and converted on its own)
+        for workers, mode in ((0, "thread"), (w, "thread")):
+            where = "main thread" if workers == 0 else f"{workers} threads"
+            pipelines.append(
+                (f"per batch, {where}, item by item", ItemByItem(plain), batch_augment(), workers, mode, 0)
+            )
 
         def fresh_fill() -> None:
             shutil.rmtree(cache_dir / "fresh", ignore_errors=True)
             read_items(ImageFolder(root, mode="L", cache=cache_dir / "fresh"))
 
-        def loader(ds: ImageFolder, collate: Callable | None, workers: int, mode: str, nice: int) -> DataLoader:
+        def loader(ds: Any, collate: Callable | None, workers: int, mode: str, nice: int) -> DataLoader:
             return DataLoader(
                 ds, BATCH, shuffle=True, num_workers=workers, worker_mode=mode, seed=0, prefetch=2,
                 collate_fn=collate, worker_nice=nice,
@@ -139,6 +171,7 @@ def main() -> None:
         epochs: dict[str, Callable[[], object]] = {
             "Pillow loop, 1 thread (floor)": lambda: pillow_floor(paths),
             "ImageFolder items, decoding": lambda: read_items(plain),
+            "ImageFolder batches of 64 (__getitems__), decoding": lambda: read_batches(plain),
             "ImageFolder items, first epoch filling the cache": fresh_fill,
             "ImageFolder items, cached (memmap)": lambda: read_items(cached),
         }
@@ -162,7 +195,7 @@ def main() -> None:
         step = labkit_step("cnn")
         cnn_batches = min(args.cnn_batches, n // BATCH)
 
-        def fed(ds: ImageFolder, collate: Callable | None, workers: int, mode: str, nice: int) -> Callable[[], None]:
+        def fed(ds: Any, collate: Callable | None, workers: int, mode: str, nice: int) -> Callable[[], None]:
             def epoch() -> None:
                 for k, (images, _labels) in enumerate(loader(ds, collate, workers, mode, nice)):
                     images.data.sum()
@@ -189,7 +222,11 @@ def main() -> None:
             print(f"| {name} | {1000 * value:.1f} | {ratio:.2f}x | {'yes' if ratio <= 1.15 else 'no'} |")
 
         speedup = seconds["ImageFolder items, decoding"] / seconds["ImageFolder items, cached (memmap)"]
-        prefetched = {k: v / step_alone for k, v in per_step.items() if "main thread" not in k and "cached" not in k}
+        prefetched = {
+            k: v / step_alone
+            for k, v in per_step.items()
+            if "main thread" not in k and "cached" not in k and "item by item" not in k
+        }
         best = min(prefetched, key=prefetched.__getitem__)
         print("\n| target | measured | met |")
         print("|---|---|---|")

@@ -105,6 +105,12 @@ class Subset(Dataset):
     def __getitem__(self, index: int) -> Any:
         return self.dataset[self.indices[index]]
 
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """The items at ``indices``, fetched together when the wrapped dataset has ``__getitems__``."""
+        mapped = [self.indices[i] for i in indices]
+        getitems = getattr(self.dataset, "__getitems__", None)
+        return list(getitems(mapped)) if getitems is not None else [self.dataset[i] for i in mapped]
+
     def __len__(self) -> int:
         return len(self.indices)
 

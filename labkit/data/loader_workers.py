@@ -99,13 +99,7 @@ class MapFetcher:
     def fetch(self, batch: int, indices: list[int]) -> Any:
         token = _generator.set(generator_for(self.seed, PURPOSE_BATCH_RNG, self.epoch, batch))
         try:
-            items = []
-            for index in indices:
-                try:
-                    items.append(self.dataset[index])
-                except Exception as e:
-                    e.add_note(f"DataLoader ({self.where}): failed loading dataset index {index} (batch {batch})")
-                    raise
+            items = self.load(batch, indices)
             try:
                 return self.collate_fn(items)
             except Exception as e:
@@ -114,6 +108,31 @@ class MapFetcher:
                 raise
         finally:
             _generator.reset(token)
+
+    def load(self, batch: int, indices: list[int]) -> list[Any]:
+        """The items at ``indices``: ``dataset.__getitems__(indices)`` when the dataset has it, else one by one."""
+        getitems = getattr(self.dataset, "__getitems__", None)
+        if getitems is not None:
+            try:
+                items = list(getitems(indices))
+            except Exception as e:
+                shown = indices if len(indices) <= 8 else [*indices[:8], "..."]
+                e.add_note(f"DataLoader ({self.where}): failed loading dataset indices {shown} (batch {batch})")
+                raise
+            if len(items) != len(indices):
+                raise ValueError(
+                    f"DataLoader ({self.where}): {type(self.dataset).__name__}.__getitems__ returned "
+                    f"{len(items)} items for {len(indices)} indices (batch {batch})"
+                )
+            return items
+        items = []
+        for index in indices:
+            try:
+                items.append(self.dataset[index])
+            except Exception as e:
+                e.add_note(f"DataLoader ({self.where}): failed loading dataset index {index} (batch {batch})")
+                raise
+        return items
 
 
 class IterableFetcher:

@@ -9,6 +9,7 @@ output, by default an ``(H, W, C)`` ``uint8`` array.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from labkit.data.dataset import Dataset
 from labkit.data.vision.cache import ImageCache
+from labkit.data.vision.png import PlainPNG, inflate, inflate_stack, parse_png
 from labkit.data.vision.transforms import Transform, split_deterministic, to_hwc
 
 log = logging.getLogger(__name__)
@@ -79,18 +81,52 @@ def convert_mode(
     return image.convert(mode)
 
 
+_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
+
+
+def _read_error(path: str | Path, error: BaseException) -> ImageReadError:
+    return ImageReadError(
+        f"cannot read image file '{path}': expected an image Pillow can decode, got {type(error).__name__}: {error}"
+    )
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of ``path``; ``ImageReadError`` names the file when it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise _read_error(path, error) from error
+
+
+def decode_bytes(
+    data: bytes,
+    path: str | Path,
+    mode: str = "RGB",
+    background: tuple[int, int, int] | None = (255, 255, 255),
+    png: PlainPNG | None = None,
+) -> Image.Image:
+    """The image file bytes ``data`` (read from ``path``, named in errors) decoded and converted to ``mode``.
+
+    Plain 8-bit PNGs (``png``, or what ``parse_png`` finds) go straight to Pillow's decoder
+    without ``Image.open``'s Python overhead; every other file goes through ``Image.open``.
+    """
+    try:
+        png = png if png is not None else parse_png(data)
+        if png is not None:
+            return convert_mode(inflate(png), mode, background)
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decode now: a truncated file fails here, not later
+            return convert_mode(image, mode, background)
+    except _READ_ERRORS as error:
+        raise _read_error(path, error) from error
+
+
 def load_image(
     path: str | Path, mode: str = "RGB", background: tuple[int, int, int] | None = (255, 255, 255)
 ) -> Image.Image:
     """Decode ``path`` fully and convert it to ``mode`` (``convert_mode``); ``ImageReadError`` names the file."""
-    try:
-        with Image.open(path) as image:
-            image.load()  # decode now: a truncated file fails here, not later
-            return convert_mode(image, mode, background)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(
-            f"cannot read image file '{path}': expected an image Pillow can decode, got {type(error).__name__}: {error}"
-        ) from error
+    return decode_bytes(read_bytes(path), path, mode, background)
 
 
 def find_classes(root: Path, classes: Sequence[str] | None = None) -> list[str]:
@@ -233,6 +269,49 @@ class ImageFolder(Dataset):
         if isinstance(image, Image.Image):  # datasets hand out numpy arrays, never PIL Images
             image = to_hwc(image, "ImageFolder")
         return image, (self.target_transform(label) if self.target_transform is not None else label)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        """``[self[i] for i in indices]``, with the batch's plain PNGs decoded together.
+
+        ``DataLoader`` calls this once per batch (PyTorch's protocol). Without a cache and
+        without a deterministic transform prefix, the plain PNGs (``png.parse_png``) that are
+        already in ``mode`` and share the first one's size are decoded into one array
+        (``png.inflate_stack``); the other files are decoded one by one. The items and the
+        transforms' random draws are the same as item by item.
+        """
+        plain = self.transform is None or isinstance(self.transform, Transform)
+        if self.cache is not None or self._prefix.transforms or not plain:
+            return [self[i] for i in indices]
+        n = len(self.samples)
+        for i in indices:
+            if not -n <= i < n:
+                raise IndexError(f"ImageFolder: index {i} out of range for {n} images")
+        samples = [self.samples[i % n] for i in indices]
+        datas = [read_bytes(path) for path, _ in samples]
+        pngs: list[PlainPNG | None] = []
+        for (path, _), data in zip(samples, datas):
+            try:
+                pngs.append(parse_png(data))
+            except ValueError as error:
+                raise _read_error(path, error) from error
+        first = next((p for p in pngs if p is not None and p.mode == self.mode), None)
+        members = [j for j, p in enumerate(pngs) if first is not None and p is not None and p[:2] == first[:2]]
+        arrays: dict[int, np.ndarray] = {}
+        if len(members) > 1:
+            try:
+                arrays = dict(zip(members, inflate_stack([pngs[j] for j in members])))
+            except ValueError:
+                pass  # a broken file among them: decoded one by one below, so that the error names it
+        items = []
+        for j, ((path, label), data) in enumerate(zip(samples, datas)):
+            array = arrays.get(j)
+            if array is None:
+                array = to_hwc(decode_bytes(data, path, self.mode, self.background, pngs[j]), "ImageFolder")
+            image = self._rest(array)
+            if isinstance(image, Image.Image):
+                image = to_hwc(image, "ImageFolder")
+            items.append((image, self.target_transform(label) if self.target_transform is not None else label))
+        return items
 
     def check_sizes(self) -> tuple[int, int]:
         """``(height, width)`` shared by every file (headers only, no decoding), or a ValueError listing the sizes."""

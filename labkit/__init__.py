@@ -44,7 +44,7 @@ from labkit.core.tensor import Tensor
 from labkit.io import load, save
 from labkit.plugins.registry import registry
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 
 def cuda_is_available() -> bool:

@@ -2,10 +2,13 @@
 
 Both take the sizes an image task reports (``in_channels``, ``num_classes``, ``image_size``)
 so a config can swap one for the other, and draw their initial weights from ``generator``.
+``conv_pool_blocks`` and ``pooled_size`` build and size SmallCNN's feature extractor; other
+CNNs (e.g. the audio plugin's ``AudioCNN`` over log-mel spectrograms) reuse them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import labkit.nn as nn
@@ -13,9 +16,39 @@ from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
 from labkit.models._checks import choice, image_hw, int_tuple, positive_int, probability
 
-__all__ = ["MLP", "SmallCNN"]
+__all__ = ["MLP", "SmallCNN", "conv_pool_blocks", "pooled_size"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+def pooled_size(height: int, width: int, halvings: int) -> tuple[int, int] | None:
+    """``(H, W)`` of an ``(height, width)`` map after ``halvings`` 2x2 max-pools (floor), as ``conv_pool_blocks``
+    with ``halvings`` entries leaves it; ``None`` when the map is below ``2 x 2`` before one of them."""
+    for _ in range(halvings):
+        if height < 2 or width < 2:
+            return None
+        height, width = height // 2, width // 2
+    return height, width
+
+
+def conv_pool_blocks(
+    in_channels: int, channels: Sequence[int], batch_norm: bool = False, generator: Generator | None = None
+) -> nn.Sequential:
+    """``[Conv3x3 (padding 1) -> (BatchNorm2d) -> ReLU -> MaxPool2]`` per entry of ``channels``.
+
+    Shapes: ``(B, in_channels, H, W)`` -> ``(B, channels[-1], H // 2**n, W // 2**n)`` with
+    ``n = len(channels)`` (floor at each pool; check the sizes first with ``pooled_size``).
+    With ``batch_norm`` the convolutions have no bias (the norm's shift replaces it).
+    """
+    blocks: list[nn.Module] = []
+    previous = in_channels
+    for width_out in channels:
+        blocks.append(nn.Conv2d(previous, width_out, 3, padding=1, bias=not batch_norm, generator=generator))
+        if batch_norm:
+            blocks.append(nn.BatchNorm2d(width_out))
+        blocks += [nn.ReLU(), nn.MaxPool2d(2)]
+        previous = width_out
+    return nn.Sequential(*blocks)
 
 
 class SmallCNN(nn.Module):
@@ -46,23 +79,16 @@ class SmallCNN(nn.Module):
         self.channels = int_tuple(name, "channels", channels)
         hidden = positive_int(name, "hidden", hidden)
         dropout = probability(name, "dropout", dropout)
-        blocks: list[nn.Module] = []
-        previous = self.in_channels
-        for width_out in self.channels:
-            if height < 2 or width < 2:
-                raise ValueError(
-                    f"SmallCNN: expected image_size to allow {len(self.channels)} halvings "
-                    f"(one per entry of channels={list(self.channels)}), got {image_size!r}"
-                )
-            blocks.append(nn.Conv2d(previous, width_out, 3, padding=1, bias=not batch_norm, generator=generator))
-            if batch_norm:
-                blocks.append(nn.BatchNorm2d(width_out))
-            blocks += [nn.ReLU(), nn.MaxPool2d(2)]
-            previous, height, width = width_out, height // 2, width // 2
-        self.features = nn.Sequential(*blocks)
+        pooled = pooled_size(height, width, len(self.channels))
+        if pooled is None:
+            raise ValueError(
+                f"SmallCNN: expected image_size to allow {len(self.channels)} halvings "
+                f"(one per entry of channels={list(self.channels)}), got {image_size!r}"
+            )
+        self.features = conv_pool_blocks(self.in_channels, self.channels, batch_norm, generator)
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(previous * height * width, hidden, generator=generator),
+            nn.Linear(self.channels[-1] * pooled[0] * pooled[1], hidden, generator=generator),
             nn.ReLU(),
             nn.Dropout(dropout, generator=generator),
             nn.Linear(hidden, self.num_classes, generator=generator),

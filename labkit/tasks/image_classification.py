@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-import labkit.functional as F
 from labkit.core.random import Generator, resolve
 from labkit.core.tensor import Tensor
 from labkit.data.catalog import load_dataset
@@ -27,18 +26,17 @@ from labkit.data.dataset import TensorDataset
 from labkit.data.loader_workers import current_generator
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.common import (
-    eval_batches,
-    make_loader,
-    metric_name,
-    model_device,
-    named_splits,
-    read_options,
-    split_indices,
-    to_device,
+from labkit.tasks.classification import (
+    classification_loss,
+    count_classes,
+    evaluate_classifier,
+    log_confusion_matrix,
+    predict_batches,
+    split_train_val_test,
 )
+from labkit.tasks.common import make_loader, named_splits, read_options
 from labkit.tasks.metrics import ClassificationMeter
-from labkit.tasks.plots import confusion_matrix_figure, misclassified_grid
+from labkit.tasks.plots import misclassified_grid
 
 __all__ = ["ImageClassification", "images_and_labels"]
 
@@ -129,23 +127,12 @@ class ImageClassification:
 
     # ---- data ---------------------------------------------------------------------------
 
-    def _splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _splits(self) -> dict[str, tuple[np.ndarray, ...]]:
         o = self.options
         parts = named_splits(load_dataset(o["name"], o["data_dir"]))
         self.classes = [str(c) for c in getattr(parts["train"], "classes", [])]
         arrays = {k: images_and_labels(ds) for k, ds in parts.items() if ds is not None}
-        if "test" not in arrays:
-            images, labels = arrays["train"]
-            rest, test = split_indices(len(labels), [1 - o["test_fraction"]], o["split_seed"])
-            arrays["train"], arrays["test"] = (images[rest], labels[rest]), (images[test], labels[test])
-        if "val" not in arrays and o["val_fraction"] > 0:
-            images, labels = arrays["train"]
-            val, train = split_indices(len(labels), [o["val_fraction"]], o["split_seed"] + 1)
-            arrays["train"], arrays["val"] = (images[train], labels[train]), (images[val], labels[val])
-        if o["limit"] is not None:
-            images, labels = arrays["train"]
-            arrays["train"] = images[: o["limit"]], labels[: o["limit"]]
-        return arrays
+        return split_train_val_test(arrays, o["test_fraction"], o["val_fraction"], o["split_seed"], o["limit"])
 
     def setup(self, generator: Generator | None = None) -> Loaders:
         """Load and split the data, fit the normalisation on train, build the loaders."""
@@ -153,9 +140,7 @@ class ImageClassification:
         o = self.options
         arrays = self._splits()
         train_images = arrays["train"][0]
-        n_classes = int(max(int(labels.max(initial=-1)) for _, labels in arrays.values())) + 1
-        if len(self.classes) < n_classes:
-            self.classes = [str(i) for i in range(n_classes)]
+        n_classes, self.classes = count_classes((labels for _, labels in arrays.values()), self.classes)
         pixels = train_images.astype(np.float32).transpose(0, 3, 1, 2)  # (N, C, H, W)
         channels = pixels.shape[1]
         if o["normalize"]:
@@ -217,31 +202,20 @@ class ImageClassification:
     # ---- loss, metrics, figures ---------------------------------------------------------------
 
     def training_loss(self, model: Module, batch: Any) -> tuple[Tensor, int]:
-        x, y = to_device(batch, model_device(model))
-        return F.cross_entropy(model(x), y), int(y.shape[0])
-
-    def _predict(self, model: Module, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
-        for x, y in eval_batches(model, loader):
-            yield x, y, model(x)
+        return classification_loss(model, batch)
 
     def evaluate(self, model: Module, loader: Iterable[Any]) -> dict[str, float]:
-        n = len(self.classes)
-        names = [metric_name(c) for c in self.classes] if self.options["per_class_metrics"] else None
-        meter = ClassificationMeter(n, top_k=5 if n > 5 else None, class_names=names)
-        for _, y, logits in self._predict(model, loader):
-            loss = F.cross_entropy(logits, y, reduction="sum")
-            meter.update(logits.numpy(), y.numpy(), float(loss.item()))
-        return meter.compute()
+        top_k = 5 if len(self.classes) > 5 else None
+        return evaluate_classifier(model, loader, self.classes, self.options["per_class_metrics"], top_k)
 
     def artifacts(self, model: Module, loaders: Loaders, tracker: Any, split: str = "test") -> dict[str, float]:
         """Log ``figures/confusion_matrix_<split>.png`` and ``figures/misclassified_<split>.png``."""
         loader = getattr(loaders, split, None)
         if loader is None:
             return {}
-        n = len(self.classes)
-        meter = ClassificationMeter(n)
+        meter = ClassificationMeter(len(self.classes))
         wrong_x, wrong_true, wrong_pred = [], [], []
-        for x, y, logits in self._predict(model, loader):
+        for (x,), y, logits in predict_batches(model, loader):
             scores, labels = logits.numpy(), y.numpy()
             meter.update(scores, labels)
             predicted = scores.argmax(axis=1)
@@ -251,11 +225,7 @@ class ImageClassification:
                 wrong_x.extend(images)
                 wrong_true.extend(labels[miss].tolist())
                 wrong_pred.extend(predicted[miss].tolist())
-        accuracy = float(np.trace(meter.cm) / max(meter.count, 1))
-        title = f"{self.options['name']} {split}: accuracy {accuracy:.4f}"
-        tracker.log_figure(
-            confusion_matrix_figure(meter.cm, self.classes, title), f"figures/confusion_matrix_{split}.png"
-        )
+        metrics = log_confusion_matrix(tracker, meter, self.classes, self.options["name"], split)
         grid = misclassified_grid(np.array(wrong_x[:25]), wrong_true[:25], wrong_pred[:25], self.classes)
         tracker.log_figure(grid, f"figures/misclassified_{split}.png")
-        return {"errors": float(meter.count - np.trace(meter.cm))}
+        return metrics

@@ -34,17 +34,10 @@ from labkit.data.sampler import BucketBatchSampler, seed_from
 from labkit.data.text.datasets import split_indices as stratified_split
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.common import (
-    eval_batches,
-    make_loader,
-    metric_name,
-    model_device,
-    named_splits,
-    read_options,
-    to_device,
-)
+from labkit.tasks.classification import classification_loss, evaluate_classifier, log_confusion_matrix, predict_batches
+from labkit.tasks.common import eval_batches, make_loader, model_device, named_splits, read_options, to_device
 from labkit.tasks.metrics import ClassificationMeter, mae, mse, persistence_rmse, rmse
-from labkit.tasks.plots import confusion_matrix_figure, predictions_figure
+from labkit.tasks.plots import predictions_figure
 
 __all__ = ["SequenceClassification", "SequenceRegression", "sequences_and_targets"]
 
@@ -251,16 +244,10 @@ class SequenceClassification(_SequenceTask):
         return len(self.classes)
 
     def training_loss(self, model: Module, batch: Any) -> tuple[Tensor, int]:
-        x, lengths, y = to_device(batch, model_device(model))
-        return F.cross_entropy(model(x, lengths), y), int(y.shape[0])
+        return classification_loss(model, batch)  # model(x, lengths) against y
 
     def evaluate(self, model: Module, loader: Iterable[Any]) -> dict[str, float]:
-        names = [metric_name(c) for c in self.classes] if self.options["per_class_metrics"] else None
-        meter = ClassificationMeter(len(self.classes), class_names=names)
-        for y, logits in self._outputs(model, loader):
-            loss = F.cross_entropy(logits, y, reduction="sum")
-            meter.update(logits.numpy(), y.numpy(), float(loss.item()))
-        return meter.compute()
+        return evaluate_classifier(model, loader, self.classes, self.options["per_class_metrics"])
 
     def artifacts(self, model: Module, loaders: Loaders, tracker: Any, split: str = "test") -> dict[str, float]:
         """Log ``figures/confusion_matrix_<split>.png``."""
@@ -268,14 +255,9 @@ class SequenceClassification(_SequenceTask):
         if loader is None:
             return {}
         meter = ClassificationMeter(len(self.classes))
-        for y, logits in self._outputs(model, loader):
+        for _, y, logits in predict_batches(model, loader):
             meter.update(logits.numpy(), y.numpy())
-        accuracy = float(np.trace(meter.cm) / max(meter.count, 1))
-        title = f"{self.options['name']} {split}: accuracy {accuracy:.4f}"
-        tracker.log_figure(
-            confusion_matrix_figure(meter.cm, self.classes, title), f"figures/confusion_matrix_{split}.png"
-        )
-        return {"errors": float(meter.count - np.trace(meter.cm))}
+        return log_confusion_matrix(tracker, meter, self.classes, self.options["name"], split)
 
 
 class SequenceRegression(_SequenceTask):

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-import labkit.functional as F
 from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
 from labkit.data.catalog import load_dataset
@@ -33,17 +32,9 @@ from labkit.data.text.tokenizers import CharTokenizer, WordTokenizer
 from labkit.data.text.vocab import Vocab
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.common import (
-    eval_batches,
-    make_loader,
-    metric_name,
-    model_device,
-    named_splits,
-    read_options,
-    to_device,
-)
+from labkit.tasks.classification import classification_loss, evaluate_classifier, log_confusion_matrix, predict_batches
+from labkit.tasks.common import make_loader, named_splits, read_options
 from labkit.tasks.metrics import ClassificationMeter
-from labkit.tasks.plots import confusion_matrix_figure
 
 __all__ = ["TextClassification", "texts_and_labels"]
 
@@ -249,20 +240,10 @@ class TextClassification:
     # ---- loss, metrics, figures ---------------------------------------------------------------
 
     def training_loss(self, model: Module, batch: Any) -> tuple[Tensor, int]:
-        ids, lengths, labels = to_device(batch, model_device(model))
-        return F.cross_entropy(model(ids, lengths), labels), int(labels.shape[0])
-
-    def _predict(self, model: Module, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
-        for ids, lengths, labels in eval_batches(model, loader):
-            yield labels, model(ids, lengths)
+        return classification_loss(model, batch)  # model(ids, lengths) against labels
 
     def evaluate(self, model: Module, loader: Iterable[Any]) -> dict[str, float]:
-        names = [metric_name(c) for c in self.classes] if self.options["per_class_metrics"] else None
-        meter = ClassificationMeter(len(self.classes), class_names=names)
-        for labels, logits in self._predict(model, loader):
-            loss = F.cross_entropy(logits, labels, reduction="sum")
-            meter.update(logits.numpy(), labels.numpy(), float(loss.item()))
-        return meter.compute()
+        return evaluate_classifier(model, loader, self.classes, self.options["per_class_metrics"])
 
     def artifacts(self, model: Module, loaders: Loaders, tracker: Any, split: str = "test") -> dict[str, float]:
         """Log ``figures/confusion_matrix_<split>.png``, ``misclassified_<split>.txt`` (up to 20 texts)
@@ -276,15 +257,11 @@ class TextClassification:
             return {}
         meter = ClassificationMeter(len(self.classes))
         truth, predicted = [], []
-        for labels, logits in self._predict(model, loader):
+        for _, labels, logits in predict_batches(model, loader):
             meter.update(logits.numpy(), labels.numpy())
             truth.extend(labels.numpy().tolist())
             predicted.extend(logits.numpy().argmax(axis=1).tolist())
-        accuracy = float(np.trace(meter.cm) / max(meter.count, 1))
-        title = f"{self.options['name']} {split}: accuracy {accuracy:.4f}"
-        tracker.log_figure(
-            confusion_matrix_figure(meter.cm, self.classes, title), f"figures/confusion_matrix_{split}.png"
-        )
+        metrics = log_confusion_matrix(tracker, meter, self.classes, self.options["name"], split)
         texts = self.texts.get(split, [])
         if len(texts) == len(truth):  # the eval loader keeps the split's order
             wrong = [i for i, (t, p) in enumerate(zip(truth, predicted)) if t != p][:20]
@@ -293,4 +270,4 @@ class TextClassification:
                 for i in wrong
             ]
             tracker.log_text("\n".join(lines) + "\n", f"misclassified_{split}.txt")
-        return {"errors": float(meter.count - np.trace(meter.cm))}
+        return metrics

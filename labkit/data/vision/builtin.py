@@ -9,15 +9,15 @@ deterministic: datasets shipped without one are shuffled by ``seed`` before spli
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labkit.data.catalog import DatasetSpec, Download, Located, register_dataset
+from labkit.data.folders import generate_once
 from labkit.data.vision.folder import ImageFolder
 from labkit.data.vision.formats import CIFAR, CIFAR10_CLASSES, ArrayImageDataset, CSVPixels, MNISTLike
 from labkit.data.vision.shapes import DEFAULT_CLASSES, make_shapes
@@ -256,24 +256,6 @@ def locate_shapes(data_dir: Path) -> Located:
     return Located(data_dir / "shapes", (str(data_dir / "shapes"),))
 
 
-def _generate_once(folder: Path, n_per_class: int, size: int, classes: Sequence[str], seed: int, mode: str) -> Path:
-    """``folder`` holding the generated ImageFolder, written to a temp folder and renamed when complete."""
-    if (folder / ".complete").is_file():
-        return folder
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    make_shapes(tmp, n_per_class, size, classes, seed, mode)
-    (tmp / ".complete").write_text("ok\n")
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished first, or an old incomplete folder is in the way
-        if not (folder / ".complete").is_file():
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
-
 def load_shapes(
     path: Path,
     split: str | None = None,
@@ -298,7 +280,8 @@ def load_shapes(
     splits = {}
     for name in [split] if split is not None else SPLITS:
         stream = 2 * seed + SPLITS.index(name)
-        root = _generate_once(folder / f"{name}-n{counts[name]}", counts[name], size, classes, stream, mode)
+        make = partial(make_shapes, n_per_class=counts[name], size=size, classes=classes, seed=stream, mode=mode)
+        root = generate_once(folder / f"{name}-n{counts[name]}", make)
         split_cache = Path(cache) / name if cache is not None else None
         splits[name] = ImageFolder(
             root, transform, target_transform, mode=mode, classes=list(classes), cache=split_cache

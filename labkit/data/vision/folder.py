@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from labkit.data import folders
 from labkit.data.dataset import Dataset
+from labkit.data.folders import ON_ERROR, class_files, drop_unreadable, normalize_extensions
 from labkit.data.vision.cache import ImageCache
 from labkit.data.vision.png import PlainPNG, inflate, inflate_stack, parse_png
 from labkit.data.vision.transforms import Transform, split_deterministic, to_hwc
 
 log = logging.getLogger(__name__)
 
-ON_ERROR = ("raise", "skip")
 MODES = ("RGB", "L", "RGBA")  # what items hold: (H, W, 3), (H, W, 1), (H, W, 4) uint8
 
 
@@ -131,19 +130,7 @@ def load_image(
 
 def find_classes(root: Path, classes: Sequence[str] | None = None) -> list[str]:
     """Sub-folder names of ``root`` (sorted), or ``classes`` in the given order after checking they exist."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"ImageFolder: root '{root}' is not a directory")
-    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    if classes is None:
-        if not found:
-            raise ValueError(f"ImageFolder: expected one sub-folder per class in '{root}', got no sub-folders")
-        return found
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"ImageFolder: classes expected distinct folder names, got {list(classes)}")
-    missing = [c for c in classes if c not in found]
-    if missing:
-        raise ValueError(f"ImageFolder: classes {missing} have no folder in '{root}'; folders there: {found}")
-    return list(classes)
+    return folders.find_classes(root, classes, name="ImageFolder")
 
 
 class ImageFolder(Dataset):
@@ -189,28 +176,10 @@ class ImageFolder(Dataset):
         self.transform, self.target_transform = transform, target_transform
         self.mode, self.background, self.on_error = mode, background, on_error
         self.num_threads = num_threads
-        exts = (
-            image_extensions()
-            if extensions is None
-            else {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-        )
-        self.extensions = frozenset(exts)
+        self.extensions = image_extensions() if extensions is None else normalize_extensions(extensions)
         self.classes = find_classes(self.root, classes)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-        self.samples: list[tuple[str, int]] = []
-        for label, name in enumerate(self.classes):
-            folder = self.root / name
-            files = sorted(
-                e.path
-                for e in os.scandir(folder)
-                if e.is_file() and not e.name.startswith(".") and Path(e.name).suffix.lower() in self.extensions
-            )
-            if not files:
-                raise ValueError(
-                    f"ImageFolder: class folder '{folder}' is empty: expected files with extensions "
-                    f"{sorted(self.extensions)[:12]}{' ...' if len(self.extensions) > 12 else ''}, got none"
-                )
-            self.samples.extend((f, label) for f in files)
+        self.samples: list[tuple[str, int]] = class_files(self.root, self.classes, self.extensions, name="ImageFolder")
         self.skipped: list[tuple[str, str]] = []
         if on_error == "skip":
             self._drop_unreadable()
@@ -222,27 +191,15 @@ class ImageFolder(Dataset):
             self.cache.attach(self)
 
     def _drop_unreadable(self) -> None:
-        def check(path: str) -> str | None:
-            try:
-                load_image(path, self.mode, self.background)
-            except ImageReadError as error:
-                return str(error)
-            return None
-
-        with ThreadPoolExecutor(max(1, self.num_threads)) as pool:
-            reasons = list(pool.map(check, [p for p, _ in self.samples]))
-        self.skipped = [(p, r) for (p, _), r in zip(self.samples, reasons) if r is not None]
-        self.samples = [s for s, r in zip(self.samples, reasons) if r is None]
-        if self.skipped:
-            shown = "\n  ".join(r for _, r in self.skipped[:5])
-            more = f"\n  ... and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-            log.warning(
-                "ImageFolder '%s': skipped %d unreadable file(s):\n  %s%s", self.root, len(self.skipped), shown, more
-            )
-        if not self.samples:
-            raise ValueError(
-                f"ImageFolder: every file under '{self.root}' was unreadable ({len(self.skipped)} skipped)"
-            )
+        self.samples, self.skipped = drop_unreadable(
+            self.samples,
+            lambda path: load_image(path, self.mode, self.background),
+            self.root,
+            name="ImageFolder",
+            errors=(ImageReadError,),
+            num_threads=self.num_threads,
+            logger=log,
+        )
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -8,4 +8,4 @@ conformance kit's example), ``plugin`` (``register(registry)``). Importing this 
 imports none of them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from labkit.data import folders
 from labkit.data.dataset import Dataset
+from labkit.data.folders import ON_ERROR, class_files, drop_unreadable, generate_once, normalize_extensions
 from labkit_audio.synth import CLASSES, make_tones
 from labkit_audio.wav import read_wav, wav_info
 
@@ -33,20 +34,7 @@ EXTENSIONS = (".wav",)
 
 def find_classes(root: Path, classes: Sequence[str] | None = None) -> list[str]:
     """Sub-folder names of ``root`` (sorted), or ``classes`` in the given order after checking they exist."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"AudioFolder: root '{root}' is not a directory")
-    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    if classes is None:
-        if not found:
-            raise ValueError(f"AudioFolder: expected one sub-folder per class in '{root}', got no sub-folders")
-        return found
-    classes = [str(c) for c in classes]
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"AudioFolder: classes expected distinct folder names, got {classes}")
-    missing = [c for c in classes if c not in found]
-    if missing:
-        raise ValueError(f"AudioFolder: classes {missing} have no folder in '{root}'; folders there: {found}")
-    return classes
+    return folders.find_classes(root, None if classes is None else [str(c) for c in classes], name="AudioFolder")
 
 
 class AudioFolder(Dataset):
@@ -57,7 +45,9 @@ class AudioFolder(Dataset):
     whose extension is not in ``extensions`` are ignored; a class folder without audio files is
     an error naming the folder. ``sample_rate``: the rate every file must have (``None``: the
     first file's). Files are read when an item is read (``read_wav``: a non-PCM or damaged file
-    raises ``ValueError`` naming it).
+    raises ``ValueError`` naming it). ``on_error="skip"`` reads every file once up front instead,
+    drops those ``read_wav`` cannot read, lists them in ``skipped`` (``(path, reason)``) and logs a
+    warning (a readable file at another sample rate still raises when its item is read).
     """
 
     def __init__(
@@ -68,26 +58,21 @@ class AudioFolder(Dataset):
         classes: Sequence[str] | None = None,
         sample_rate: int | None = None,
         extensions: Sequence[str] = EXTENSIONS,
+        on_error: str = "raise",
     ) -> None:
         self.root = Path(root)
         self.transform, self.target_transform = transform, target_transform
-        self.extensions = frozenset(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
+        if on_error not in ON_ERROR:
+            raise ValueError(f"AudioFolder: on_error expected one of {ON_ERROR}, got {on_error!r}")
+        self.extensions = normalize_extensions(extensions)
         self.classes = find_classes(self.root, classes)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-        self.samples: list[tuple[str, int]] = []
-        for label, name in enumerate(self.classes):
-            folder = self.root / name
-            files = sorted(
-                e.path
-                for e in os.scandir(folder)
-                if e.is_file() and not e.name.startswith(".") and Path(e.name).suffix.lower() in self.extensions
+        self.samples: list[tuple[str, int]] = class_files(self.root, self.classes, self.extensions, name="AudioFolder")
+        self.skipped: list[tuple[str, str]] = []
+        if on_error == "skip":
+            self.samples, self.skipped = drop_unreadable(
+                self.samples, partial(read_wav, mono=True), self.root, name="AudioFolder", logger=log
             )
-            if not files:
-                raise ValueError(
-                    f"AudioFolder: class folder '{folder}' is empty: expected files with extensions "
-                    f"{sorted(self.extensions)}, got none"
-                )
-            self.samples.extend((f, label) for f in files)
         self.targets = [label for _, label in self.samples]
         self.sample_rate = int(sample_rate) if sample_rate is not None else wav_info(self.samples[0][0])[0]
 
@@ -124,26 +109,6 @@ def tones_folder(
     return Path(path) / f"{sample_rate}hz-{float(duration):g}s-seed{seed}-{digest}" / f"{split}-n{n}"
 
 
-def _generate_once(folder: Path, make: Callable[[Path], Any]) -> Path:
-    """``folder`` holding what ``make(tmp)`` writes, made in a temporary folder and renamed when complete
-    (concurrent runs never see half a dataset)."""
-    if (folder / ".complete").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    make(tmp)
-    (tmp / ".complete").write_text("ok\n")
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished first, or an old incomplete folder is in the way
-        if not (folder / ".complete").is_file():
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
-
 def load_tones(
     path: Path,
     split: str | None = None,
@@ -174,10 +139,8 @@ def load_tones(
     for name in [split] if split is not None else SPLITS:
         stream = 2 * seed + SPLITS.index(name)
         folder = tones_folder(path, counts[name], name, seed, sample_rate, duration, classes, snr_db)
-
-        def make(tmp: Path, n: int = counts[name], stream: int = stream) -> None:
-            make_tones(tmp, n, stream, sample_rate, duration, classes, (snr_db[0], snr_db[1]))
-
-        root = _generate_once(folder, make)
+        make = partial(make_tones, n_per_class=counts[name], seed=stream, sample_rate=sample_rate, duration=duration,
+                       classes=classes, snr_db=(snr_db[0], snr_db[1]))  # fmt: skip
+        root = generate_once(folder, make)
         splits[name] = AudioFolder(root, transform, target_transform, classes=classes, sample_rate=sample_rate)
     return splits if split is None else splits[split]

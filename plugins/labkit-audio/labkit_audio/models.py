@@ -8,6 +8,7 @@ import labkit.functional as F
 import labkit.nn as nn
 from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
+from labkit.models.vision import conv_pool_blocks, pooled_size
 
 __all__ = ["AudioCNN"]
 
@@ -51,22 +52,15 @@ class AudioCNN(nn.Module):
         hidden = _positive_int("hidden", hidden)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"AudioCNN: expected dropout in [0, 1), got {dropout!r}")
-        blocks: list[nn.Module] = []
-        previous = in_channels
-        for width_out in self.channels:
-            if height < 2 or width < 2:
-                raise ValueError(
-                    f"AudioCNN: expected n_mels and n_frames to allow {len(self.channels)} halvings (one per "
-                    f"entry of channels={list(self.channels)}), got n_mels={n_mels}, n_frames={n_frames}"
-                )
-            blocks.append(nn.Conv2d(previous, width_out, 3, padding=1, bias=not batch_norm, generator=generator))
-            if batch_norm:
-                blocks.append(nn.BatchNorm2d(width_out))
-            blocks += [nn.ReLU(), nn.MaxPool2d(2)]
-            previous, height, width = width_out, height // 2, width // 2
-        self.features = nn.Sequential(*blocks)
+        pooled = pooled_size(height, width, len(self.channels))
+        if pooled is None:
+            raise ValueError(
+                f"AudioCNN: expected n_mels and n_frames to allow {len(self.channels)} halvings (one per "
+                f"entry of channels={list(self.channels)}), got n_mels={n_mels}, n_frames={n_frames}"
+            )
+        self.features = conv_pool_blocks(in_channels, self.channels, batch_norm, generator)
         self.head = nn.Sequential(
-            nn.Linear(previous * height, hidden, generator=generator),
+            nn.Linear(self.channels[-1] * pooled[0], hidden, generator=generator),
             nn.ReLU(),
             nn.Dropout(float(dropout), generator=generator),
             nn.Linear(hidden, self.num_classes, generator=generator),

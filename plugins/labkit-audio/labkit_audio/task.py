@@ -16,25 +16,22 @@ from typing import Any
 
 import numpy as np
 
-import labkit.functional as F
 from labkit.core.random import Generator
 from labkit.core.tensor import Tensor
 from labkit.data.catalog import load_dataset
 from labkit.data.dataset import TensorDataset
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.common import (
-    eval_batches,
-    make_loader,
-    metric_name,
-    model_device,
-    named_splits,
-    read_options,
-    split_indices,
-    to_device,
+from labkit.tasks.classification import (
+    classification_loss,
+    count_classes,
+    evaluate_classifier,
+    log_confusion_matrix,
+    predict_batches,
+    split_train_val_test,
 )
+from labkit.tasks.common import make_loader, named_splits, read_options
 from labkit.tasks.metrics import ClassificationMeter
-from labkit.tasks.plots import confusion_matrix_figure
 from labkit_audio.features import log_mel_spectrogram, mel_filterbank
 
 __all__ = ["AudioClassification", "clips_and_labels"]
@@ -137,7 +134,7 @@ class AudioClassification:
         ]
         return np.concatenate(parts).astype(np.float32)[:, None]  # (N, 1, M, T)
 
-    def _splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _splits(self) -> dict[str, tuple[np.ndarray, ...]]:
         o = self.options
         parts = named_splits(load_dataset(o["name"], o["data_dir"], **o["dataset_kwargs"]))
         train = parts["train"]
@@ -159,18 +156,7 @@ class AudioClassification:
                 f"samples, got {length}"
             )
         arrays = {k: clips_and_labels(ds, length) for k, ds in parts.items() if ds is not None}
-        if "test" not in arrays:
-            clips, labels = arrays["train"]
-            rest, test = split_indices(len(labels), [1 - o["test_fraction"]], o["split_seed"])
-            arrays["train"], arrays["test"] = (clips[rest], labels[rest]), (clips[test], labels[test])
-        if "val" not in arrays and o["val_fraction"] > 0:
-            clips, labels = arrays["train"]
-            val, train_idx = split_indices(len(labels), [o["val_fraction"]], o["split_seed"] + 1)
-            arrays["train"], arrays["val"] = (clips[train_idx], labels[train_idx]), (clips[val], labels[val])
-        if o["limit"] is not None:
-            clips, labels = arrays["train"]
-            arrays["train"] = clips[: o["limit"]], labels[: o["limit"]]
-        return arrays
+        return split_train_val_test(arrays, o["test_fraction"], o["val_fraction"], o["split_seed"], o["limit"])
 
     def setup(self, generator: Generator | None = None) -> Loaders:
         """Read and split the clips, compute their log-mel features, fit the standardisation on train."""
@@ -178,9 +164,7 @@ class AudioClassification:
         o = self.options
         arrays = self._splits()
         features = {k: self.features(clips) for k, (clips, _) in arrays.items()}
-        n_classes = int(max(int(labels.max(initial=-1)) for _, labels in arrays.values())) + 1
-        if len(self.classes) < n_classes:
-            self.classes = [str(i) for i in range(n_classes)]
+        n_classes, self.classes = count_classes((labels for _, labels in arrays.values()), self.classes)
         if o["normalize"]:
             self.mean = float(features["train"].mean())
             self.std = max(float(features["train"].std()), 1e-6)
@@ -224,20 +208,10 @@ class AudioClassification:
     # ---- loss, metrics, figures ---------------------------------------------------------------
 
     def training_loss(self, model: Module, batch: Any) -> tuple[Tensor, int]:
-        x, y = to_device(batch, model_device(model))
-        return F.cross_entropy(model(x), y), int(y.shape[0])
-
-    def _predict(self, model: Module, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
-        for x, y in eval_batches(model, loader):
-            yield x, y, model(x)
+        return classification_loss(model, batch)
 
     def evaluate(self, model: Module, loader: Iterable[Any]) -> dict[str, float]:
-        names = [metric_name(c) for c in self.classes] if self.options["per_class_metrics"] else None
-        meter = ClassificationMeter(len(self.classes), class_names=names)
-        for _, y, logits in self._predict(model, loader):
-            loss = F.cross_entropy(logits, y, reduction="sum")
-            meter.update(logits.numpy(), y.numpy(), float(loss.item()))
-        return meter.compute()
+        return evaluate_classifier(model, loader, self.classes, self.options["per_class_metrics"])
 
     def artifacts(self, model: Module, loaders: Loaders, tracker: Any, split: str = "test") -> dict[str, float]:
         """Log the confusion matrix, one example spectrogram per class and up to 10 misclassified ones."""
@@ -249,7 +223,7 @@ class AudioClassification:
         meter = ClassificationMeter(len(self.classes))
         first: dict[int, tuple[np.ndarray, int]] = {}  # class -> (log-mel, predicted)
         wrong: list[tuple[np.ndarray, int, int]] = []
-        for x, y, logits in self._predict(model, loader):
+        for (x,), y, logits in predict_batches(model, loader):
             scores, labels = logits.numpy(), y.numpy()
             meter.update(scores, labels)
             predicted = scores.argmax(axis=1)
@@ -259,11 +233,9 @@ class AudioClassification:
                     first[label] = (spectra[i], guess)
                 if label != guess and len(wrong) < 10:
                     wrong.append((spectra[i], label, guess))
-        accuracy = float(np.trace(meter.cm) / max(meter.count, 1))
         name = self.options["name"]
         hop_s = self.options["hop_length"] / self.sample_rate
-        cm = confusion_matrix_figure(meter.cm, self.classes, f"{name} {split}: accuracy {accuracy:.4f}")
-        tracker.log_figure(cm, f"figures/confusion_matrix_{split}.png")
+        metrics = log_confusion_matrix(tracker, meter, self.classes, name, split)
         order = sorted(first)
         examples = spectrogram_grid(
             np.array([first[c][0] for c in order]), order, [first[c][1] for c in order], self.classes,
@@ -275,4 +247,4 @@ class AudioClassification:
             title=f"{name} {split}: misclassified ({len(wrong)} shown)", hop_seconds=hop_s,
         )  # fmt: skip
         tracker.log_figure(misses, f"figures/misclassified_{split}.png")
-        return {"errors": float(meter.count - np.trace(meter.cm))}
+        return metrics

@@ -121,3 +121,27 @@ def test_audio_folder_errors_name_the_folder_or_file(tmp_path):
     write_wav(tmp_path / "dog" / "c.wav", np.zeros(10), 16000)
     with pytest.raises(ValueError, match=r"expected 8000 Hz in '.*c\.wav'.*got 16000"):
         AudioFolder(tmp_path, classes=["dog"])[2]
+
+
+def test_audio_folder_skip_drops_unreadable_files_and_reports_them(tmp_path, caplog):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    write_wav(tmp_path / "a" / "good.wav", np.full(20, 0.5), RATE)
+    write_wav(tmp_path / "b" / "good.wav", np.full(30, -0.5), RATE)
+    (tmp_path / "a" / "junk.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    whole = (tmp_path / "b" / "good.wav").read_bytes()
+    (tmp_path / "b" / "cut.wav").write_bytes(whole[: len(whole) - 10])  # header promises 30 frames
+    with pytest.raises(ValueError, match=r"AudioFolder: on_error expected one of \('raise', 'skip'\), got 'ignore'"):
+        AudioFolder(tmp_path, on_error="ignore")
+    assert len(AudioFolder(tmp_path)) == 4  # "raise" (the default): bad files fail only when read
+    with caplog.at_level("WARNING", logger="labkit_audio.dataset"):
+        ds = AudioFolder(tmp_path, on_error="skip")
+    assert [os.path.basename(p) for p, _ in ds.samples] == ["good.wav", "good.wav"] and ds.targets == [0, 1]
+    assert sorted(os.path.basename(p) for p, _ in ds.skipped) == ["cut.wav", "junk.wav"]
+    assert all("read_wav: cannot read" in reason for _, reason in ds.skipped)
+    assert "AudioFolder '" in caplog.text and "skipped 2 unreadable file(s)" in caplog.text
+    assert ds.sample_rate == RATE and np.allclose(ds[1][0], -0.5, atol=1e-4)
+    (tmp_path / "a" / "good.wav").unlink()
+    (tmp_path / "b" / "good.wav").unlink()
+    with pytest.raises(ValueError, match=r"AudioFolder: every file under '.*' was unreadable \(2 skipped\)"):
+        AudioFolder(tmp_path, on_error="skip")

@@ -27,6 +27,7 @@ __all__ = [
     "drop_features",
     "hashed_ngrams",
     "infer_lengths",
+    "masked_max",
     "masked_mean",
 ]
 
@@ -55,10 +56,23 @@ def masked_mean(x: Tensor, lengths: Any) -> Tensor:
     """Mean over the first ``lengths[b]`` steps of ``x (B, T, D)`` -> ``(B, D)`` (padding ignored)."""
     host = _host(lengths).astype(np.int64)
     steps = x.shape[1]
-    mask = (np.arange(steps)[None, :] < host[:, None]).astype(np.float32)  # (B, T)
-    scale = mask / np.maximum(host, 1)[:, None].astype(np.float32)  # (B, T): 1/len on real steps
+    wide = np.float64 if x.data.dtype == np.float64 else np.float32  # float64 models keep full precision
+    mask = (np.arange(steps)[None, :] < host[:, None]).astype(wide)  # (B, T)
+    scale = mask / np.maximum(host, 1)[:, None].astype(wide)  # (B, T): 1/len on real steps
     weights = Tensor(scale[:, :, None], dtype=x.dtype, device=x.device)  # (B, T, 1)
     return (x * weights).sum(axis=1)  # (B, D)
+
+
+def masked_max(x: Tensor, lengths: Any) -> Tensor:
+    """Max over the first ``lengths[b]`` steps of ``x (B, T, D)`` -> ``(B, D)``; padded steps never win.
+
+    Steps past a row's length are set to -inf before the max, so a padded zero cannot beat real
+    negative values (an LSTM's outputs are zero there). A row of length 0 keeps its step 0.
+    """
+    host = _host(lengths).astype(np.int64)
+    padded = np.arange(x.shape[1])[None, :] >= np.maximum(host, 1)[:, None]  # (B, T) True = padding
+    mask = Tensor(padded[:, :, None], device=x.device)  # (B, T, 1)
+    return F.max(F.masked_fill(x, mask, -np.inf), axis=1)  # (B, D)
 
 
 def hashed_ngrams(
@@ -175,10 +189,12 @@ class BagOfEmbeddings(nn.Module):
 
 
 class TextLSTM(nn.Module):
-    """Embedding -> (bi)LSTM over the real tokens (``lengths``) -> the final states -> dropout -> linear.
+    """Embedding -> (bi)LSTM over the real tokens (``lengths``) -> pooling -> dropout -> linear.
 
-    The features are the last layer's final hidden state, both directions concatenated
-    when ``bidirectional``. Shapes: ``ids (B, T)``, ``lengths (B,)`` -> ``(B, num_classes)``.
+    ``pooling`` picks the features from the last layer: ``"last"`` (default) its final hidden
+    states, both directions concatenated when ``bidirectional``; ``"max"`` the max over the real
+    steps of its outputs (InferSent's BiLSTM-max, Conneau et al. 2017); ``"mean"`` their mean.
+    Shapes: ``ids (B, T)``, ``lengths (B,)`` -> ``(B, num_classes)``.
     """
 
     def __init__(
@@ -192,9 +208,11 @@ class TextLSTM(nn.Module):
         dropout: float = 0.0,
         padding_idx: int | None = 0,
         generator: Generator | None = None,
+        pooling: str = "last",
     ) -> None:
         super().__init__()
         name = "TextLSTM"
+        self.pooling = choice(name, "pooling", pooling, ("last", "max", "mean"))
         self.vocab_size = positive_int(name, "vocab_size", vocab_size)
         self.num_classes = positive_int(name, "num_classes", num_classes)
         embed_dim = positive_int(name, "embed_dim", embed_dim)
@@ -214,19 +232,25 @@ class TextLSTM(nn.Module):
         self.dropout = nn.Dropout(dropout, generator=generator)
         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), self.num_classes, generator=generator)
 
+    def features(self, x: Tensor, lengths: Any) -> Tensor:
+        """The pooled LSTM features of embedded tokens ``x (B, T, E)`` -> ``(B, D*H)``."""
+        output, (h_n, _) = self.lstm(x, lengths=lengths)  # output (B, T, D*H), zero past each length
+        if self.pooling == "max":
+            return masked_max(output, lengths)
+        if self.pooling == "mean":
+            return masked_mean(output, lengths)
+        if self.lstm.bidirectional:  # h_n (L*D, B, H)
+            return F.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2H): forward and backward of the last layer
+        return h_n[-1]  # (B, H)
+
     def forward(self, ids: Tensor, lengths: Any = None) -> Tensor:
         lengths = infer_lengths(ids, lengths, self.embedding.padding_idx)
-        _, (h_n, _) = self.lstm(self.embedding(ids), lengths=lengths)  # h_n (L*D, B, H)
-        if self.lstm.bidirectional:
-            features = F.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2H): forward and backward of the last layer
-        else:
-            features = h_n[-1]  # (B, H)
-        return self.fc(self.dropout(features))
+        return self.fc(self.dropout(self.features(self.embedding(ids), lengths)))
 
 
 class TextTransformer(nn.Module):
     """Embedding (scaled by sqrt(d_model)) + positions -> TransformerEncoder with a key padding mask
-    -> mean over the real tokens -> linear.
+    -> pooling over the real tokens (``pooling``: ``"mean"``, the default, or ``"max"``) -> linear.
 
     ``positional`` is ``"sinusoidal"`` or ``"learned"``; sequences longer than ``max_len`` are an
     error (the task truncates to ``data.max_len``). Shapes: ``ids (B, T)``, ``lengths (B,)`` ->
@@ -247,9 +271,11 @@ class TextTransformer(nn.Module):
         norm_first: bool = True,
         padding_idx: int | None = 0,
         generator: Generator | None = None,
+        pooling: str = "mean",
     ) -> None:
         super().__init__()
         name = "TextTransformer"
+        self.pooling = choice(name, "pooling", pooling, ("mean", "max"))
         self.vocab_size = positive_int(name, "vocab_size", vocab_size)
         self.num_classes = positive_int(name, "num_classes", num_classes)
         self.d_model = positive_int(name, "d_model", d_model)
@@ -292,4 +318,5 @@ class TextTransformer(nn.Module):
         padding = Tensor(np.arange(steps)[None, :] >= host[:, None], device=self.fc.weight.device)  # (B, T) True = pad
         x = self.positions(self.embedding(ids) * math.sqrt(self.d_model))  # (B, T, D)
         x = self.encoder(x, src_key_padding_mask=padding)  # (B, T, D)
-        return self.fc(self.dropout(masked_mean(x, host)))  # (B, num_classes)
+        pooled = masked_max(x, host) if self.pooling == "max" else masked_mean(x, host)  # (B, D)
+        return self.fc(self.dropout(pooled))  # (B, num_classes)

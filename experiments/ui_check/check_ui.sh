@@ -7,7 +7,7 @@
 # Pages (experiment 'labkit'): the runs table; the model-metrics charts of the newest sunspots run
 # (no per-class F1 charts, so the test, train and val groups fit one tall window); the artifacts tab
 # of the newest digits run with its test confusion matrix opened; the chart view comparing all runs.
-# RUN_ID=... picks one run for both run pages. PNGs are downscaled (1200 px wide, 800 for the tall one).
+# RUN_ID=... picks one run for both run pages; BUDGET=30000 gives slow pages more virtual time (ms). PNGs are downscaled (1200 px wide, 800 for the tall one).
 set -euo pipefail
 
 STORE=${1:-/tmp/exp/mlflow.db}
@@ -19,8 +19,8 @@ BASE="http://127.0.0.1:${PORT}"
 mkdir -p "$OUT"
 
 if curl -s "$BASE/" >/dev/null 2>&1; then echo "port $PORT is in use: stop that server or set PORT=..." >&2; exit 1; fi
-# Its own process group: `labkit ui` runs `mlflow server` as a child and does not pass SIGTERM on
-# (as of this writing), so killing only its pid would leave the server running.
+# Its own process group, so that cleanup can stop `labkit ui` and the `mlflow server` it starts (with its
+# workers) in one signal, even if `labkit ui` itself were killed hard.
 setsid "$VENV/bin/labkit" ui --tracking-uri "$URI" --port "$PORT" >/tmp/labkit_ui.log 2>&1 &
 UI_PID=$!
 PROFILE=$(mktemp -d)
@@ -56,7 +56,7 @@ echo "experiment $EXP_ID, run $RUN, curves of run $CURVES_RUN"
 shot() {  # shot NAME URL [HEIGHT]
   chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
     --disable-component-update --disable-sync --user-data-dir="$PROFILE" --window-size=1600,"${3:-1000}" \
-    --virtual-time-budget=15000 --screenshot="$OUT/$1.png" "$2" >/tmp/chromium_shot.log 2>&1
+    --virtual-time-budget="${BUDGET:-15000}" --screenshot="$OUT/$1.png" "$2" >/tmp/chromium_shot.log 2>&1
   [[ -s "$OUT/$1.png" ]] || { echo "no screenshot $1" >&2; tail -5 /tmp/chromium_shot.log >&2; exit 1; }
   echo "$OUT/$1.png  <-  $2"
 }

@@ -8,8 +8,9 @@ reversal. ``decode_png`` walks the chunk list itself (``struct``), checks each C
 "zip", rawmode)``), the decoder ``PngImagePlugin`` uses, so the pixels are Pillow's.
 
 It takes only the plain case: 8-bit, non-interlaced, grey / grey+alpha / RGB / RGBA, no
-palette and no ``tRNS`` transparency. Anything else (palette, 1/2/4/16-bit, Adam7, a colour
-key) returns ``None`` and the caller uses ``Image.open``. Ancillary chunks (``gAMA``,
+palette and no ``tRNS`` transparency, at most ``Image.MAX_IMAGE_PIXELS`` pixels. Anything else
+(palette, 1/2/4/16-bit, Adam7, a colour key, an empty or a decompression-bomb-sized header)
+returns ``None`` and the caller uses ``Image.open``, with Pillow's own checks. Ancillary chunks (``gAMA``,
 ``iCCP``, ``tEXt`` ...) are skipped: Pillow does not apply them to pixel values either. A file
 that is cut short or has a wrong checksum raises ``ValueError`` saying which chunk.
 """
@@ -70,8 +71,9 @@ def parse_png(data: bytes) -> PlainPNG | None:
         if kind == b"IHDR":
             width, height, depth, colour, _, _, interlace = _IHDR.unpack(body)
             mode = _PLAIN_MODES.get((depth, colour))
-            if mode is None or interlace:
-                return None
+            limit = Image.MAX_IMAGE_PIXELS
+            if mode is None or interlace or not width or not height or (limit and width * height > limit):
+                return None  # Image.open applies its own checks (empty image, decompression bomb)
             size = (width, height)
         elif kind == b"IDAT":
             idat.append(body)

@@ -193,3 +193,15 @@ def test_load_image_names_a_broken_png(tmp_path: Path) -> None:
     path.write_bytes(png_bytes(random_image("L", (28, 28)))[:60])
     with pytest.raises(ImageReadError, match=r"cannot read image file '.*cut\.png'.*truncated PNG"):
         load_image(path, "L")
+
+
+def test_huge_or_empty_headers_are_left_to_image_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = chunks(png_bytes(random_image("L", (8, 8))))
+    bomb = struct.pack(">IIBBBBB", 200_000, 200_000, 8, 0, 0, 0, 0)  # 4e10 pixels declared, a few bytes of data
+    assert decode_png(assemble([(b"IHDR", bomb), *parts[1:]])) is None
+    empty = struct.pack(">IIBBBBB", 0, 8, 8, 0, 0, 0, 0)
+    assert decode_png(assemble([(b"IHDR", empty), *parts[1:]])) is None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 63)
+    assert decode_png(assemble(parts)) is None  # 64 pixels: over this limit
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64)
+    assert decode_png(assemble(parts)) is not None

@@ -92,13 +92,13 @@ def test_target_transform_and_subset_forwarding(mixed: Path) -> None:
     assert all(label >= 100 for _, label in subset.__getitems__([0, 1]))
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_augmented_loader_batches_equal_the_item_by_item_loader(mixed: Path, workers: int) -> None:
+@pytest.mark.parametrize(("workers", "worker_mode"), [(0, "thread"), (2, "thread"), (2, "process")])
+def test_augmented_loader_batches_equal_the_item_by_item_loader(mixed: Path, workers: int, worker_mode: str) -> None:
     aug = T.Compose([T.RandomCrop(8, padding=2), T.RandomHorizontalFlip(), T.ToArray(), T.Normalize([0.5], [0.25])])
     ds = ImageFolder(mixed, transform=aug, mode="L", classes=["a", "b"])
 
     def batches(dataset: Any) -> list[tuple[np.ndarray, np.ndarray]]:
-        loader = DataLoader(dataset, batch_size=4, shuffle=True, seed=3, num_workers=workers)
+        loader = DataLoader(dataset, batch_size=4, shuffle=True, seed=3, num_workers=workers, worker_mode=worker_mode)
         return [(x.numpy(), y.numpy()) for x, y in loader]
 
     together, one_by_one = batches(ds), batches(OneByOne(ds))

@@ -114,7 +114,11 @@ def decode_bytes(
         png = png if png is not None else parse_png(data)
         if png is not None:
             return convert_mode(inflate(png), mode, background)
-        with Image.open(io.BytesIO(data)) as image:
+        try:
+            opened = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:  # its own message would name an anonymous BytesIO object
+            raise UnidentifiedImageError(f"no image format Pillow knows matches its {len(data)} bytes") from None
+        with opened as image:
             image.load()  # decode now: a truncated file fails here, not later
             return convert_mode(image, mode, background)
     except _READ_ERRORS as error:

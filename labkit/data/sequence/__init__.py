@@ -1,6 +1,7 @@
 """Sequence data: synthetic RNN benchmarks (adding, copy, parity), the UEA/UCR ``.ts`` reader, and
 forecasting windows split by time. The named datasets live in ``builtin``."""
 
+from labkit.data.collate import pad_sequences
 from labkit.data.sequence.forecasting import (
     ForecastSplits,
     SlidingWindowForecast,
@@ -8,7 +9,7 @@ from labkit.data.sequence.forecasting import (
     forecasting_splits,
     read_series_csv,
 )
-from labkit.data.sequence.synthetic import SequenceDataset, adding_problem, copy_task, pad_sequences, parity
+from labkit.data.sequence.synthetic import SequenceDataset, adding_problem, copy_task, parity
 from labkit.data.sequence.ts_format import TSData, read_ts
 
 __all__ = [

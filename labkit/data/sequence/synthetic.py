@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from labkit.core.random import Generator, resolve
+from labkit.data.collate import pad_sequences
 
 GeneratorLike = Generator | np.random.Generator | None
 
@@ -103,28 +104,6 @@ def parity(
     return seqs, y
 
 
-def pad_sequences(
-    seqs: Sequence[np.ndarray], pad_value: float = 0.0, max_len: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stack ``(T_i, ...)`` arrays into ``(n, T_max, ...)`` (padding after the end) and their int64 lengths."""
-    if not seqs:
-        raise ValueError("pad_sequences: expected at least one sequence, got none")
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    tail = np.asarray(seqs[0]).shape[1:]
-    for i, s in enumerate(seqs):
-        if np.asarray(s).shape[1:] != tail:
-            raise ValueError(
-                f"pad_sequences: sequence {i}: expected trailing shape {tail}, got {np.asarray(s).shape[1:]}"
-            )
-    width = int(lengths.max()) if max_len is None else max_len
-    if width < lengths.max():
-        raise ValueError(f"pad_sequences: max_len: expected >= the longest sequence ({lengths.max()}), got {max_len}")
-    out = np.full((len(seqs), width, *tail), pad_value, dtype=np.result_type(*[np.asarray(s).dtype for s in seqs]))
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out, lengths
-
-
 class SequenceDataset:
     """In-memory sequences and targets: ``dataset[i] -> (x_i, y_i)``.
 
@@ -156,7 +135,8 @@ class SequenceDataset:
         """All inputs as one ``(n, T_max, ...)`` array and the lengths ``(n,)``."""
         if isinstance(self.inputs, np.ndarray):
             return self.inputs, self.lengths
-        return pad_sequences(self.inputs, pad_value)
+        padded, lengths, _ = pad_sequences(self.inputs, pad_value)
+        return padded, lengths
 
     def __repr__(self) -> str:
         lo, hi = (int(self.lengths.min()), int(self.lengths.max())) if len(self) else (0, 0)

@@ -69,10 +69,11 @@ def test_argument_errors(call, match):
 
 def test_pad_sequences_and_dataset():
     seqs = [np.ones((2, 3)), np.full((4, 3), 2.0)]
-    padded, lengths = pad_sequences(seqs, pad_value=-1)
+    padded, lengths, mask = pad_sequences(seqs, padding_value=-1)
     assert padded.shape == (2, 4, 3) and lengths.tolist() == [2, 4]
     assert np.all(padded[0, 2:] == -1) and np.all(padded[1] == 2)
-    with pytest.raises(ValueError, match=r"sequence 1: expected trailing shape \(3,\), got \(2,\)"):
+    assert mask.tolist() == [[True, True, False, False], [True, True, True, True]]
+    with pytest.raises(ValueError, match=r"the same shape after the time dimension"):
         pad_sequences([np.ones((2, 3)), np.ones((2, 2))])
     ds = SequenceDataset(seqs, [0, 1], classes=["a", "b"])
     assert len(ds) == 2 and ds.lengths.tolist() == [2, 4] and ds[1][1] == 1

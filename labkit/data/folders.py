@@ -20,9 +20,10 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from labkit.data.progress import threaded_map
 
 __all__ = ["ON_ERROR", "class_files", "drop_unreadable", "find_classes", "generate_once", "normalize_extensions"]
 
@@ -109,8 +110,7 @@ def drop_unreadable(
             return str(error)
         return None
 
-    with ThreadPoolExecutor(max(1, num_threads)) as pool:
-        reasons = list(pool.map(reason, [path for path, _ in samples]))
+    reasons = threaded_map(reason, [path for path, _ in samples], num_threads, f"{name}: checking files")
     skipped = [(path, r) for (path, _), r in zip(samples, reasons) if r is not None]
     kept = [s for s, r in zip(samples, reasons) if r is None]
     if skipped:

@@ -29,11 +29,12 @@ import re
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from labkit.data.progress import threaded_map
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,7 @@ class ImageCache:
         if self.complete:
             return
         missing = np.flatnonzero(~np.asarray(self._filled))
-        with ThreadPoolExecutor(max(1, num_threads)) as pool:
-            list(pool.map(self.get, missing.tolist()))
+        threaded_map(self.get, missing.tolist(), num_threads, f"caching {self.path.name}")
 
     def _finalize(self) -> None:
         with self._lock:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from labkit.data.progress import threaded_map
 from labkit.data.vision.transforms import to_pil
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9 ._+-]")
@@ -68,6 +68,5 @@ def export_image_folder(
         pil = image if isinstance(image, Image.Image) else to_pil(image, f"export_image_folder (item {index})")
         pil.save(root / folders[label] / f"{index:0{width}d}.png")
 
-    with ThreadPoolExecutor(max(1, num_threads)) as pool:
-        list(pool.map(write, range(len(dataset))))
+    threaded_map(write, range(len(dataset)), num_threads, f"export {Path(root).name}")
     return folders

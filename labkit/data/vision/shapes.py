@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from labkit.data.progress import threaded_map
 
 SHAPES = ("circle", "square", "triangle", "star", "pentagon", "hexagon", "cross", "diamond")
 DEFAULT_CLASSES = ("circle", "square", "triangle", "star")
@@ -109,6 +110,5 @@ def make_shapes(
         rng = np.random.default_rng([seed, SHAPES.index(name), i])
         draw_shape(name, size, rng, mode).save(root / name / f"{i:05d}.png", optimize=False)
 
-    with ThreadPoolExecutor(max(1, num_threads)) as pool:
-        list(pool.map(write, jobs))
+    threaded_map(write, jobs, num_threads, f"make_shapes {root.name}")
     return root

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -152,8 +153,23 @@ class ProgressReporter(Callback):
             self.bar = None
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop a run cleanly: SIGINT, SIGTERM and, in a Slurm or submitit job, SIGUSR2.
+
+    Slurm (``sbatch --signal=USR2@<s>``, which submitit's ``signal_delay_s`` sets) sends SIGUSR2
+    that many seconds before the job's time limit; SIGTERM follows at the limit, with only
+    Slurm's ``KillWait`` (30 s by default) before SIGKILL. submitit's local executor
+    (``hydra/launcher=slurm_local``) does the same.
+    """
+    signals = [signal.SIGINT, signal.SIGTERM]
+    in_job = os.environ.get("SLURM_JOB_ID") or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
+    if in_job and hasattr(signal, "SIGUSR2"):
+        signals.append(signal.SIGUSR2)
+    return tuple(signals)
+
+
 class InterruptHandler:
-    """SIGINT/SIGTERM ask the loop to stop after the current step; a second signal stops at once.
+    """The ``stop_signals()`` ask the loop to stop after the current step; a second signal stops at once.
 
     Installed only in the main thread (Python delivers signals there); elsewhere it does nothing.
     """
@@ -166,14 +182,15 @@ class InterruptHandler:
         if self.received is not None:
             raise KeyboardInterrupt(f"second {name}: stopping now")
         self.received = name
-        log.warning("%s received: finishing the current step, writing a checkpoint, then stopping", name)
+        why = " (Slurm: the job's time limit is near)" if name == "SIGUSR2" else ""
+        log.warning("%s received%s: finishing the current step, writing a checkpoint, then stopping", name, why)
 
     @contextmanager
     def installed(self) -> Iterator[InterruptHandler]:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.getsignal(sig) for sig in stop_signals()}
         for sig in previous:
             signal.signal(sig, self._handle)
         try:
@@ -184,7 +201,7 @@ class InterruptHandler:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """The run stopped on SIGINT/SIGTERM after writing its checkpoint (status KILLED)."""
+    """The run stopped on a stop signal (``stop_signals()``) after writing its checkpoint (status KILLED)."""
 
     def __init__(self, signal_name: str, run_id: str, checkpoint: str | None) -> None:
         super().__init__(f"{signal_name}: run {run_id} stopped; checkpoint {checkpoint}")

@@ -73,8 +73,14 @@ def job(cfg: DictConfig) -> Any:
     try:
         result = run(cfg, overrides=overrides, parent_run_id=parent)
     except TrainingInterrupted as exc:
+        if multirun and exc.signal_name == "SIGUSR2":  # this trial's Slurm time limit: the sweep goes on
+            log.error(
+                "trial %s reached its time limit: run %s KILLED with checkpoint %s; continue it with "
+                "trainer.resume=%s (docs/cluster.md)", hc.job.num, exc.run_id, exc.checkpoint, exc.run_id,
+            )  # fmt: skip
+            return math.nan
         if multirun:
-            raise  # stop the whole sweep
+            raise  # Ctrl-C or SIGTERM: stop the whole sweep
         print(f"labkit train: interrupted ({exc.signal_name}); checkpoint {exc.checkpoint}", file=sys.stderr)
         print(f"  continue with: labkit train {' '.join(overrides)} trainer.resume={exc.run_id}", file=sys.stderr)
         raise SystemExit(130) from None

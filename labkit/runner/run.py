@@ -4,7 +4,7 @@ Order: validate the config and every ``_target_`` (nothing is imported before), 
 the task (which finds its data or raises ``DatasetNotFoundError``), open the tracker run,
 build model / optimizer / scheduler, restore a checkpoint when resuming, train, evaluate
 the test split, log artifacts, end the run. The run always ends ``FINISHED``, ``FAILED``
-(error tags + ``error.txt``) or ``KILLED`` (SIGINT/SIGTERM, after a final checkpoint).
+(error tags + ``error.txt``) or ``KILLED`` (SIGINT/SIGTERM, SIGUSR2 in a Slurm job; after a final checkpoint).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def run(
 
     Raises:
         ValueError, TypeError: an invalid config (the message names the key) or a refused ``_target_``.
-        labkit.runner.callbacks.TrainingInterrupted: stopped by SIGINT/SIGTERM (run KILLED, checkpoint written).
+        labkit.runner.callbacks.TrainingInterrupted: stopped by a stop signal (SIGINT, SIGTERM; SIGUSR2 in a Slurm job): run KILLED, checkpoint written.
         Any error from training (run FAILED, error recorded).
     """
     cfg = validate_config(cfg)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 
 import pytest
 
@@ -176,3 +178,43 @@ def test_backend_num_threads_limits_blas_threads(tmp_path):
             threadpoolctl.threadpool_limits(limits=pool["num_threads"], user_api=pool["user_api"])
     with pytest.raises(ValueError, match=r"backend\.num_threads"):
         run(toy_config(tmp_path, "backend.num_threads=0"), tracker=MemoryTracker("u"))
+
+
+def test_sigusr2_in_a_slurm_job_stops_like_sigterm(tmp_path, monkeypatch):
+    """Slurm sends SIGUSR2 before the time limit (submitit's signal_delay_s): a clean stop with a checkpoint."""
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    missed: list[int] = []  # if labkit did not take SIGUSR2, this handler would (instead of killing pytest)
+    previous = signal.signal(signal.SIGUSR2, lambda *_: missed.append(1))
+    try:
+        tracker = MemoryTracker("slurm")
+        usr2 = AtStep(5, lambda: os.kill(os.getpid(), signal.SIGUSR2))
+        with pytest.raises(TrainingInterrupted) as info:
+            run(toy_config(tmp_path), tracker=tracker, callbacks=[usr2])
+        assert info.value.signal_name == "SIGUSR2" and tracker.status == "KILLED"
+        assert CheckpointStore(tmp_path / "checkpoints", "labkit", "slurm").load("last")["progress"]["step"] == 5
+        assert missed == []
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_sigusr2_is_left_alone_outside_slurm(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("SUBMITIT_LOCAL_JOB_ID", raising=False)
+    seen = []
+    before = signal.getsignal(signal.SIGUSR2)
+    run(
+        toy_config(tmp_path),
+        tracker=MemoryTracker("plain"),
+        callbacks=[AtStep(3, lambda: seen.append(signal.getsignal(signal.SIGUSR2)))],
+    )
+    assert seen == [before]  # no handler of labkit's on SIGUSR2 while training
+
+
+def test_stop_signals_take_sigusr2_only_in_slurm_or_submitit_jobs(monkeypatch):
+    from labkit.runner.callbacks import stop_signals
+
+    for name in ("SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert stop_signals() == (signal.SIGINT, signal.SIGTERM)
+    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "17")
+    assert stop_signals() == (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)

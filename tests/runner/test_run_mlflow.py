@@ -141,3 +141,30 @@ def test_sweep_nests_trials_under_a_parent_run(store, capsys):
     names = sorted(r.info.run_name for r in children)  # hydra.job.override_dirname
     assert "optim.lr=0.001," in names[0] and "optim.lr=0.01," in names[1]
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_a_trial_reaching_its_slurm_time_limit_is_killed_and_the_sweep_goes_on(store, monkeypatch):
+    """In a Slurm job, SIGUSR2 (the time-limit warning) ends that trial KILLED with a checkpoint, not the sweep."""
+    import signal
+
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    work, client = store
+    settings = [f"work_dir={work}", f"tracking.uri=sqlite:///{work}/mlflow.db", "tracking.experiment=slurm-limit"]
+    settings += ["trainer.max_epochs=1", "trainer.log_model=false", f"hydra.sweep.dir={work}/multirun-limit"]
+    quiet = ["hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # outside training, a stray SIGUSR2 must not kill pytest
+    try:
+        train_main(["-m", *TOY, *settings, *quiet, "task.signal_at=2,null"])
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    runs = client.search_runs([client.get_experiment_by_name("slurm-limit").experiment_id])
+    children = {r.data.tags["labkit.overrides"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    limited = next(r for k, r in children.items() if "signal_at=2" in k)
+    other = next(r for k, r in children.items() if "signal_at=null" in k)
+    assert limited.info.status == "KILLED" and other.info.status == "FINISHED"
+    assert parent.info.status == "FINISHED" and parent.data.tags["labkit.sweep.trials"] == "2"
+    from labkit.runner.checkpointing import CheckpointStore
+
+    last = CheckpointStore(work / "checkpoints", "slurm-limit", limited.info.run_id).load("last")
+    assert last["progress"]["step"] == 2  # stopped after the signalled step, with a checkpoint to resume from

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,15 +34,24 @@ class ToyMLP(nn.Module):
 
 
 class ToyTask:
-    """Points in 4-D labelled by the sign of x0 + x1; ``poison_at``: the loss turns NaN from that batch on."""
+    """Points in 4-D labelled by the sign of x0 + x1; ``poison_at``: the loss turns NaN from that batch on;
+    ``signal_at``: the process sends itself ``signal_name`` at that batch."""
 
     monitor = "accuracy"
     monitor_mode = "max"
 
-    def __init__(self, data_cfg: Mapping[str, Any], generator: Any, poison_at: int | None = None) -> None:
+    def __init__(
+        self,
+        data_cfg: Mapping[str, Any],
+        generator: Any,
+        poison_at: int | None = None,
+        signal_at: int | None = None,
+        signal_name: str = "SIGUSR2",
+    ) -> None:
         self.batch_size = int(data_cfg["batch_size"])
         self.n = int(data_cfg.get("n", 96))
         self.poison_at = poison_at
+        self.signal_at, self.signal_name = signal_at, signal_name
         self.calls = 0
 
     def setup(self, generator: Any) -> Loaders:
@@ -63,6 +74,8 @@ class ToyTask:
         loss = F.cross_entropy(model(x), y)
         if self.poison_at is not None and self.calls >= self.poison_at:
             loss = loss * float("nan")
+        if self.calls == self.signal_at:
+            os.kill(os.getpid(), getattr(signal, self.signal_name))
         return loss, int(y.shape[0])
 
     def evaluate(self, model: nn.Module, loader: Iterable[Any]) -> dict[str, float]:

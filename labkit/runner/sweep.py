@@ -38,6 +38,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from labkit.runner.sweep_seeds import best_config, by_config, by_config_csv, by_config_markdown
+
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "labkit_sweep.json"
@@ -292,6 +294,19 @@ class MLflowSweepCallback(Callback):
         tags = {"labkit.sweep.trials": str(len(rows)), "labkit.sweep.failed": str(failed)}
         if monitor:
             tags.update({"labkit.monitor": monitor, "labkit.monitor_mode": mode})
+        groups = by_config(rows) if monitor else []
+        if groups:  # the same configurations over several seeds: their means
+            top = best_config(groups, mode)
+            by_csv, by_md = by_config_csv(groups), by_config_markdown(groups, top, monitor)
+            tracker.log_text(by_csv, "sweep/by_config.csv")
+            tracker.log_text(by_md, "sweep/by_config.md")
+            if self.sweep_dir is not None:
+                (self.sweep_dir / "by_config.csv").write_text(by_csv)
+                (self.sweep_dir / "by_config.md").write_text(by_md)
+            if top is not None:
+                tags.update(
+                    {"labkit.best_config.overrides": top["config"], "labkit.best_config.mean": repr(top["mean"])}
+                )
         if best is not None:
             tags.update(
                 {

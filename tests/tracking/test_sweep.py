@@ -34,7 +34,7 @@ def main(cfg):
         tracker.log_params({"lr": cfg.lr, "fail": cfg.fail})
         if cfg.fail:
             raise RuntimeError(f"diverged at lr={cfg.lr}")
-        tracker.log_metrics({"val/loss": (cfg.lr - 0.1) ** 2 + 1.0}, step=0)
+        tracker.log_metrics({"val/loss": (cfg.lr - 0.1) ** 2 + 1.0 + 0.01 * cfg.seed}, step=0)
         tracker.finish()
     except Exception as exc:
         record_failure(tracker, exc)
@@ -47,6 +47,7 @@ if __name__ == "__main__":
 CONFIG = """
 lr: 0.1
 fail: false
+seed: 0
 tracking:
   _target_: labkit.tracking.mlflow_tracker.MLflowTracker
   _partial_: true
@@ -106,6 +107,28 @@ def test_multirun_creates_parent_with_children(tmp_path):
     assert list((tmp_path / "multirun").glob("*/trials.csv")) and list(
         (tmp_path / "multirun").glob("*/labkit_sweep.json")
     )
+
+
+def test_a_sweep_over_seeds_reports_each_configuration_s_mean(tmp_path):
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "config.yaml").write_text(CONFIG.format(root=tmp_path))
+    command = [sys.executable, "app.py", "--multirun", "lr=0.05,0.3", "seed=0,1,2"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = make_client(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["labkit.best_config.overrides"] == "lr=0.05"
+    expected = {lr: (lr - 0.1) ** 2 + 1.0 + 0.01 for lr in (0.05, 0.3)}  # mean over seeds 0, 1, 2: + 0.01 * 1
+    assert float(parent.data.tags["labkit.best_config.mean"]) == pytest.approx(expected[0.05])
+    table = client.download_artifacts(parent.info.run_id, "sweep/by_config.csv", str(tmp_path / "dl"))
+    rows = {r["config"]: r for r in csv.DictReader(open(table))}
+    assert set(rows) == {"lr=0.05", "lr=0.3"}
+    for lr, row in ((0.05, rows["lr=0.05"]), (0.3, rows["lr=0.3"])):
+        assert row["finished"] == row["trials"] == "3" and row["seeds"] == "0,1,2"
+        assert float(row["mean"]) == pytest.approx(expected[lr]) and float(row["std"]) == pytest.approx(0.01)
+    md = client.download_artifacts(parent.info.run_id, "sweep/by_config.md", str(tmp_path / "dl"))
+    assert "lr=0.05 **(best mean)**" in open(md).read()
 
 
 def _run(name, status, value, start, monitor="val/acc"):

@@ -1,0 +1,116 @@
+"""A sweep's trials grouped by configuration: the mean and spread of the monitored metric over seeds.
+
+``labkit train -m optim.lr=1e-3,3e-3 seed=0,1,2`` runs each learning rate three times. One
+trial's number says little on small data; the sweep's parent run therefore also logs
+``sweep/by_config.md`` (and ``.csv``): one row per configuration (the overrides other than
+``seed``) with the number of finished trials, the mean, the sample standard deviation, the
+range, and the best configuration by its mean.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shlex
+import statistics
+from typing import Any
+
+__all__ = ["BY_CONFIG_COLUMNS", "best_config", "by_config", "by_config_csv", "by_config_markdown", "split_override"]
+
+BY_CONFIG_COLUMNS = ("config", "finished", "trials", "seeds", "mean", "std", "min", "max")
+
+
+def split_override(overrides: str, key: str) -> tuple[str, str | None]:
+    """``(the overrides without key=..., the value given to key or None)`` of an override string.
+
+    ``"optim.lr=0.01 seed=2"``, ``"seed"`` -> ``("optim.lr=0.01", "2")``; Hydra's comma-joined
+    ``override_dirname`` (``"lr=0.01,seed=2"``) works too (then joined back with spaces). Quoted values (Hydra's
+    ``run_name='a b'``) stay one override; prefixes ``+``/``++``/``~`` are ignored when matching ``key``.
+    """
+    try:
+        tokens = shlex.split(overrides)
+    except ValueError:  # an unbalanced quote: plain whitespace split
+        tokens = overrides.split()
+    if len(tokens) == 1 and tokens[0].count("=") > 1:  # Hydra's override_dirname: "lr=0.1,seed=2"
+        tokens = tokens[0].split(",")
+    kept, value = [], None
+    for token in tokens:
+        name, _, given = token.partition("=")
+        if name.lstrip("+~") == key:
+            value = given
+        else:
+            kept.append(token)
+    return " ".join(kept), value
+
+
+def by_config(rows: list[dict[str, Any]], key: str = "seed") -> list[dict[str, Any]]:
+    """Trials (``sweep.trials_table`` rows) grouped by their overrides without ``key``.
+
+    Returns ``[]`` unless some configuration ran with two or more values of ``key``. Each row:
+    ``config``, ``finished`` (trials FINISHED with a value), ``trials``, ``seeds`` (the values of
+    ``key``, in trial order), ``mean``, ``std`` (sample standard deviation; None under 2
+    values), ``min``, ``max`` (None without a finished trial). Configurations keep the order
+    of their first trial.
+    """
+    groups: dict[str, list[tuple[str | None, dict[str, Any]]]] = {}
+    for row in rows:
+        config, value = split_override(str(row["overrides"]), key)
+        groups.setdefault(config, []).append((value, row))
+    if not any(len({v for v, _ in members}) > 1 for members in groups.values()):
+        return []
+    out = []
+    for config, members in groups.items():
+        values = [r["value"] for _, r in members if r["status"] == "FINISHED" and r["value"] is not None]
+        values = [float(v) for v in values if not math.isnan(float(v))]
+        out.append(
+            {
+                "config": config or "(no other overrides)",
+                "finished": len(values),
+                "trials": len(members),
+                "seeds": ",".join("?" if v is None else v for v, _ in members),
+                "mean": statistics.fmean(values) if values else None,
+                "std": statistics.stdev(values) if len(values) > 1 else None,
+                "min": min(values) if values else None,
+                "max": max(values) if values else None,
+            }
+        )
+    return out
+
+
+def best_config(groups: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
+    """The group with the best mean (``mode`` ``"min"`` or ``"max"``), or None when no group has one."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"sweep: expected mode 'min' or 'max', got {mode!r}")
+    scored = [g for g in groups if g["mean"] is not None]
+    if not scored:
+        return None
+    return (min if mode == "min" else max)(scored, key=lambda g: g["mean"])
+
+
+def by_config_csv(groups: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(BY_CONFIG_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(groups)
+    return out.getvalue()
+
+
+def by_config_markdown(groups: list[dict[str, Any]], best: dict[str, Any] | None, monitor: str) -> str:
+    def cell(value: Any) -> str:
+        text = "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+        return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+    lines = [
+        f"Trials grouped by their overrides other than the seed; `{monitor}` over the FINISHED trials "
+        "(std: sample standard deviation).",
+        "",
+        "| " + " | ".join(BY_CONFIG_COLUMNS) + " |",
+        "|" + "---|" * len(BY_CONFIG_COLUMNS),
+    ]
+    for group in groups:
+        mark = " **(best mean)**" if best is not None and group is best else ""
+        lines.append(
+            "| " + " | ".join(cell(group[c]) + (mark if c == "config" else "") for c in BY_CONFIG_COLUMNS) + " |"
+        )
+    return "\n".join(lines) + "\n"

@@ -314,7 +314,9 @@ def split_indices(
 
     ``targets`` is the label array (stratified: each class is split in the same
     proportions) or a length (no labels: one shuffled split). The same arguments give
-    the same split on every machine.
+    the same split on every machine with the same numpy: the shuffle is
+    ``np.random.default_rng(seed).permutation``, which numpy keeps stable in practice but
+    does not promise across versions (unlike ``DataLoader`` shuffling, which draws raw bits).
     """
     for key, frac in (("val_frac", val_frac), ("test_frac", test_frac)):
         if not 0.0 <= frac < 1.0:

@@ -38,7 +38,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from labkit.runner.sweep_seeds import best_config, by_config, by_config_csv, by_config_markdown
+from labkit.runner.sweep_seeds import best_config, by_config, by_config_csv, by_config_figure, by_config_markdown
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +300,7 @@ class MLflowSweepCallback(Callback):
             by_csv, by_md = by_config_csv(groups), by_config_markdown(groups, top, monitor)
             tracker.log_text(by_csv, "sweep/by_config.csv")
             tracker.log_text(by_md, "sweep/by_config.md")
+            tracker.log_figure(by_config_figure(groups, top, monitor), "sweep/by_config.png")
             if self.sweep_dir is not None:
                 (self.sweep_dir / "by_config.csv").write_text(by_csv)
                 (self.sweep_dir / "by_config.md").write_text(by_md)

@@ -16,7 +16,15 @@ import shlex
 import statistics
 from typing import Any
 
-__all__ = ["BY_CONFIG_COLUMNS", "best_config", "by_config", "by_config_csv", "by_config_markdown", "split_override"]
+__all__ = [
+    "BY_CONFIG_COLUMNS",
+    "best_config",
+    "by_config",
+    "by_config_csv",
+    "by_config_figure",
+    "by_config_markdown",
+    "split_override",
+]
 
 BY_CONFIG_COLUMNS = ("config", "finished", "trials", "seeds", "mean", "std", "min", "max")
 
@@ -50,7 +58,8 @@ def by_config(rows: list[dict[str, Any]], key: str = "seed") -> list[dict[str, A
     Returns ``[]`` unless some configuration ran with two or more values of ``key``. Each row:
     ``config``, ``finished`` (trials FINISHED with a value), ``trials``, ``seeds`` (the values of
     ``key``, in trial order), ``mean``, ``std`` (sample standard deviation; None under 2
-    values), ``min``, ``max`` (None without a finished trial). Configurations keep the order
+    values), ``min``, ``max`` (None without a finished trial) and ``values`` (the finished
+    trials' values, for ``by_config_figure``). Configurations keep the order
     of their first trial.
     """
     groups: dict[str, list[tuple[str | None, dict[str, Any]]]] = {}
@@ -73,6 +82,7 @@ def by_config(rows: list[dict[str, Any]], key: str = "seed") -> list[dict[str, A
                 "std": statistics.stdev(values) if len(values) > 1 else None,
                 "min": min(values) if values else None,
                 "max": max(values) if values else None,
+                "values": values,  # for the figure; not a table column
             }
         )
     return out
@@ -90,7 +100,7 @@ def best_config(groups: list[dict[str, Any]], mode: str) -> dict[str, Any] | Non
 
 def by_config_csv(groups: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(BY_CONFIG_COLUMNS), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(BY_CONFIG_COLUMNS), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(groups)
     return out.getvalue()
@@ -114,3 +124,29 @@ def by_config_markdown(groups: list[dict[str, Any]], best: dict[str, Any] | None
             "| " + " | ".join(cell(group[c]) + (mark if c == "config" else "") for c in BY_CONFIG_COLUMNS) + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def by_config_figure(groups: list[dict[str, Any]], best: dict[str, Any] | None, monitor: str) -> Any:
+    """One row per configuration: every seed's value as a dot, the mean as a bar with +-1 std.
+
+    The best configuration by mean is drawn in another colour. Returns a matplotlib Figure.
+    """
+    from labkit.tasks.plots import new_figure
+
+    fig = new_figure(8.0, 1.2 + 0.45 * len(groups))
+    ax = fig.add_subplot()
+    for row, group in enumerate(groups):
+        colour = "tab:orange" if group is best else "tab:blue"
+        if group["mean"] is not None:
+            ax.barh(row, group["mean"], xerr=group["std"] or 0.0, color=colour, alpha=0.35, capsize=4)
+        ax.plot(group["values"], [row] * len(group["values"]), "o", color=colour, markersize=5)
+    ax.set_yticks(range(len(groups)), [g["config"][:60] for g in groups])
+    ax.invert_yaxis()
+    finite = [v for g in groups for v in g["values"]]
+    if finite:  # zoom on the values: bars from 0 would hide the differences
+        low, high = min(finite), max(finite)
+        pad = (high - low) * 0.15 or abs(high) * 0.05 or 1.0
+        ax.set_xlim(low - pad, high + pad)
+    ax.set_xlabel(f"{monitor} (dots: seeds; bar: mean +- std)")
+    ax.set_title("trials by configuration")
+    return fig

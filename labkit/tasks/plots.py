@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["confusion_matrix_figure", "figure_png", "misclassified_grid", "predictions_figure"]
+__all__ = ["confusion_matrix_figure", "figure_png", "misclassified_grid", "new_figure", "predictions_figure"]
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure on an Agg canvas (no pyplot state), ``width`` x ``height`` inches, constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -44,7 +45,7 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: Sequence[str] | None = 
     if len(names) != n:
         raise ValueError(f"confusion_matrix_figure: expected {n} class names, got {len(names)}")
     size = min(3.0 + 0.45 * n, 14.0)
-    fig = _figure(size + 1.0, size)
+    fig = new_figure(size + 1.0, size)
     ax = fig.add_subplot()
     rows = cm.sum(axis=1, keepdims=True)
     normalised = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
@@ -91,7 +92,7 @@ def misclassified_grid(
     count = min(len(images), int(max_items))
     columns = max(1, min(5, count))
     rows = max(1, -(-count // columns))
-    fig = _figure(2.0 * columns, 2.2 * rows)
+    fig = new_figure(2.0 * columns, 2.2 * rows)
     if count == 0:
         ax = fig.add_subplot()
         ax.axis("off")
@@ -122,7 +123,7 @@ def predictions_figure(
             f"predictions_figure: expected y_true and y_pred of one non-empty shape, got {t.shape} and {p.shape}"
         )
     t2, p2 = t.reshape(len(t), -1), p.reshape(len(p), -1)
-    fig = _figure(11.0, 4.0)
+    fig = new_figure(11.0, 4.0)
     series, scatter = fig.subplots(1, 2, width_ratios=(2, 1))
     shown = slice(0, min(len(t2), int(max_points)))
     series.plot(t2[shown, 0], label="target", linewidth=1.2)

@@ -8,7 +8,15 @@ import statistics
 
 import pytest
 
-from labkit.runner.sweep_seeds import best_config, by_config, by_config_csv, by_config_markdown, split_override
+from labkit.runner.sweep_seeds import (
+    best_config,
+    by_config,
+    by_config_csv,
+    by_config_figure,
+    by_config_markdown,
+    split_override,
+)
+from labkit.tasks.plots import figure_png
 
 
 def row(overrides: str, value: float | None, status: str = "FINISHED") -> dict:
@@ -56,3 +64,14 @@ def test_no_groups_without_repeated_seeds() -> None:
     only_seeds = by_config([row("seed=0", 0.8), row("seed=1", 0.6)])
     assert only_seeds[0]["config"] == "(no other overrides)" and only_seeds[0]["mean"] == pytest.approx(0.7)
     assert best_config([{"mean": None}], "max") is None
+
+
+def test_figure_shows_every_configuration_and_seed() -> None:
+    rows = [row(f"lr={lr} seed={seed}", 0.8 + lr + 0.01 * seed) for lr in (0.1, 0.3) for seed in (0, 1, 2)]
+    groups = by_config(rows)
+    fig = by_config_figure(groups, best_config(groups, "max"), "val/accuracy")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["lr=0.1", "lr=0.3"]
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert sorted(len(line.get_xdata()) for line in dots) == [3, 3]
+    assert figure_png(fig).startswith(b"\x89PNG")

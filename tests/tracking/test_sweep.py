@@ -129,6 +129,7 @@ def test_a_sweep_over_seeds_reports_each_configuration_s_mean(tmp_path):
         assert float(row["mean"]) == pytest.approx(expected[lr]) and float(row["std"]) == pytest.approx(0.01)
     md = client.download_artifacts(parent.info.run_id, "sweep/by_config.md", str(tmp_path / "dl"))
     assert "lr=0.05 **(best mean)**" in open(md).read()
+    assert "sweep/by_config.png" in {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
 
 
 def _run(name, status, value, start, monitor="val/acc"):

@@ -15,14 +15,12 @@ panel per T, one line per cell, the 0.167 baseline and the 0.05 threshold drawn.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.tracking.studies import open_store, study_children
+from labkit.tracking.studies import open_store, study_children, study_main
 
 log = logging.getLogger("adding_rnn_lengths")
 
@@ -171,18 +169,7 @@ def analyze(tracking_uri: str, parent: str | None = None, out_dir: Path = HERE) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracking-uri", required=True, help="the sweep's MLflow store, e.g. sqlite:////abs/mlflow.db")
-    parser.add_argument("--parent", help="the sweep's parent run id (default: the newest sweep of the study)")
-    parser.add_argument("--out-dir", type=Path, default=HERE, help="where results.md/.png go (default: this folder)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    try:
-        analyze(args.tracking_uri, args.parent, args.out_dir)
-    except ValueError as exc:
-        print(f"analyze.py: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return study_main(analyze, __doc__.splitlines()[0], HERE, argv)
 
 
 if __name__ == "__main__":

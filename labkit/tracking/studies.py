@@ -7,6 +7,11 @@ builds its table and figure from those runs.
 
 from __future__ import annotations
 
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from labkit.tracking.mlflow_tracker import PARENT_TAG
@@ -38,3 +43,25 @@ def study_children(client: Any, study: str, parent: str | None) -> tuple[str, li
     elif parent not in by_parent:
         raise ValueError(f"--parent: expected one of the sweeps of {study!r} {sorted(by_parent)}, got {parent!r}")
     return parent, by_parent[parent]
+
+
+def study_main(
+    analyze: Callable[[str, str | None, Path], Any], description: str, out_dir: Path, argv: list[str] | None = None
+) -> int:
+    """The command line of a study's ``analyze.py``: ``--tracking-uri URI [--parent RUN_ID] [--out-dir DIR]``.
+
+    Calls ``analyze(tracking_uri, parent, out_dir)``; a ``ValueError`` (no such store, no sweep of the
+    study) is printed as one line and exits 1.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tracking-uri", required=True, help="the sweep's MLflow store, e.g. sqlite:////abs/mlflow.db")
+    parser.add_argument("--parent", help="the sweep's parent run id (default: the newest sweep of the study)")
+    parser.add_argument("--out-dir", type=Path, default=out_dir, help=f"where results.md/.png go (default: {out_dir})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    try:
+        analyze(args.tracking_uri, args.parent, args.out_dir)
+    except ValueError as exc:
+        print(f"analyze.py: {exc}", file=sys.stderr)
+        return 1
+    return 0

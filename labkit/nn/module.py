@@ -18,6 +18,7 @@ from labkit.backends.registry import backends
 from labkit.core import dtypes
 from labkit.core.creation import to_array
 from labkit.core.tensor import RemovableHandle, Tensor
+from labkit.nn.display import module_repr, module_summary
 from labkit.nn.parameter import Parameter
 
 _REGISTRIES = ("_parameters", "_buffers", "_modules")
@@ -386,32 +387,8 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        lines = [f"({name}): " + _indent(repr(m)) for name, m in self._modules.items() if m is not None]
-        extra = self.extra_repr()
-        if not lines:
-            return f"{type(self).__name__}({extra})"
-        body = ([_indent(extra)] if extra else []) + lines
-        return type(self).__name__ + "(\n  " + "\n  ".join(body) + "\n)"
+        return module_repr(self)
 
     def summary(self) -> str:
         """A table of every module with its parameter count (its own plus its descendants')."""
-        rows = [("name", "type", "params")]
-        for name, m in self.named_modules():
-            depth = name.count(".") + 1 if name else 0
-            label = "  " * depth + (name or "(root)")
-            rows.append((label, type(m).__name__, f"{m.num_parameters():,}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        w0, w1, w2 = widths
-        lines = [f"{a:<{w0}}  {b:<{w1}}  {c:>{w2}}" for a, b, c in [rows[0], tuple("-" * w for w in widths), *rows[1:]]]
-        total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
-        lines += [
-            f"Total params: {total:,}",
-            f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}",
-        ]
-        return "\n".join(lines)
-
-
-def _indent(text: str, spaces: int = 2) -> str:
-    """Indent every line but the first (PyTorch's ``_addindent``)."""
-    return text.replace("\n", "\n" + " " * spaces)
+        return module_summary(self)

@@ -18,7 +18,7 @@ import numpy as np
 from labkit.backends.registry import backends
 from labkit.core.function import Function, _check_finite
 from labkit.core.mode import _MODE, Mode, get_mode
-from labkit.core.tensor import Tensor
+from labkit.core.tensor import POST_ACCUMULATE_HOOKS, Tensor
 
 _wrap = Tensor._wrap
 _ndarray = np.ndarray
@@ -130,6 +130,10 @@ def _run_backward(
     order = _topo_order(roots)
     if targets is not None:
         order = _prune(order, want_leaf, want_node)
+    # leaves with post-accumulate hooks: how many edges still owe them a gradient (their .grad is
+    # final, and their hooks fire, when that reaches 0: DDP starts a bucket's all-reduce there)
+    waiting = _edges_to_hooked_leaves(order) if targets is None and POST_ACCUMULATE_HOOKS.live else None
+    assigned: set[int] = set()  # bases of gradient arrays already given to a leaf's .grad
 
     mode = get_mode()
     anomaly = mode.anomaly
@@ -143,6 +147,8 @@ def _run_backward(
         for fn in order:
             buf = fn._gbuf
             if buf is None:
+                if waiting:  # no gradient flows through fn: its leaf edges owe nothing
+                    _settle(fn.next_edges, waiting, leaf_grads, create_graph, assigned)
                 continue  # reached only through pruned paths
             fn._gbuf = None
             if fn._saved is None:
@@ -201,6 +207,8 @@ def _run_backward(
                         nbuf[idx] = gx
                     else:
                         nbuf[idx] = prev + gx if create_graph else _sum(prev.data, gx.data)
+            if waiting:
+                _settle(edges, waiting, leaf_grads, create_graph, assigned)
     finally:
         _MODE.reset(token)
         for fn in order:
@@ -217,27 +225,68 @@ def _run_backward(
 
     token = _MODE.set(Mode(grad_enabled=create_graph, anomaly=mode.anomaly))
     try:
-        assigned: set[int] = set()
         for leaf, g in leaf_grads.values():
-            g = _run_leaf_hooks(leaf, g)
-            if g.data.dtype != leaf.data.dtype:
-                g = Tensor._wrap(g.data.astype(leaf.data.dtype))
-            if leaf.grad is None:
-                if not create_graph:
-                    # keep each leaf's .grad its own memory: in-place updates of one
-                    # (clip_grad_norm_) must not change another that shares a gradient
-                    base = g.data if g.data.base is None else g.data.base
-                    if id(base) in assigned or g.data.base is not None:
-                        g = Tensor._wrap(g.data.copy())
-                    assigned.add(id(g.data))
-                leaf.grad = g
-            elif create_graph:
-                leaf.grad = leaf.grad + g
-            else:
-                leaf.grad = _sum(leaf.grad.data, g.data)
+            _accumulate(leaf, g, create_graph, assigned)
     finally:
         _MODE.reset(token)
     return None
+
+
+def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, assigned: set[int]) -> None:
+    """Add the finished gradient ``g`` into ``leaf.grad`` (after its hooks), then run its post-accumulate hooks."""
+    g = _run_leaf_hooks(leaf, g)
+    if g.data.dtype != leaf.data.dtype:
+        g = Tensor._wrap(g.data.astype(leaf.data.dtype))
+    if leaf.grad is None:
+        if not create_graph:
+            # keep each leaf's .grad its own memory: in-place updates of one
+            # (clip_grad_norm_) must not change another that shares a gradient
+            base = g.data if g.data.base is None else g.data.base
+            if id(base) in assigned or g.data.base is not None:
+                g = Tensor._wrap(g.data.copy())
+            assigned.add(id(g.data))
+        leaf.grad = g
+    elif create_graph:
+        leaf.grad = leaf.grad + g
+    else:
+        leaf.grad = _sum(leaf.grad.data, g.data)
+    if leaf._post_hooks:
+        for hook in list(leaf._post_hooks):
+            hook(leaf)
+
+
+def _edges_to_hooked_leaves(order: list[Function]) -> dict[int, int]:
+    """``id(leaf) -> number of edges into it`` over ``order``, for leaves with post-accumulate hooks."""
+    counts: dict[int, int] = {}
+    for fn in order:
+        for e in fn.next_edges:
+            if e is not None and e[1] < 0 and e[0]._post_hooks:
+                counts[id(e[0])] = counts.get(id(e[0]), 0) + 1
+    return counts
+
+
+def _settle(
+    edges: Sequence[Any],
+    waiting: dict[int, int],
+    leaf_grads: dict[int, list[Any]],
+    create_graph: bool,
+    assigned: set[int],
+) -> None:
+    """One function's edges are done: a hooked leaf owed nothing more gets its ``.grad`` now."""
+    for e in edges:
+        if e is None or e[1] >= 0:
+            continue
+        key = id(e[0])
+        left = waiting.get(key)
+        if left is None:
+            continue
+        if left > 1:
+            waiting[key] = left - 1
+            continue
+        del waiting[key]
+        entry = leaf_grads.pop(key, None)
+        if entry is not None:  # (no entry: every edge passed None, so there is no gradient to give)
+            _accumulate(entry[0], entry[1], create_graph, assigned)
 
 
 def _add_leaf(leaf_grads: dict[int, list[Any]], leaf: Tensor, g: Tensor) -> None:

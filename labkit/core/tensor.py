@@ -34,6 +34,26 @@ class RemovableHandle:
             self._hooks.remove(self._hook)
 
 
+class HookCount:
+    """How many post-accumulate gradient hooks are registered in this process.
+
+    Only an optimisation gate: at 0 the engine skips their bookkeeping (a pass over the
+    graph's edges), so backward costs nothing extra for programs that never register one.
+    """
+
+    live = 0
+
+
+POST_ACCUMULATE_HOOKS = HookCount()
+
+
+class _CountedHandle(RemovableHandle):
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+            POST_ACCUMULATE_HOOKS.live -= 1
+
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it for reverse-mode autograd.
 
@@ -49,6 +69,7 @@ class Tensor:
     grad: Tensor | None = None
     _out_idx: int = 0
     _hooks: list[Callable[..., Any]] | None = None
+    _post_hooks: list[Callable[..., Any]] | None = None
     name: str | None = None
 
     def __init__(
@@ -240,6 +261,28 @@ class Tensor:
             hooks = fn._hooks.setdefault(self._out_idx, [])
         hooks.append(hook)
         return RemovableHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
+        """Call ``hook(self)`` once per backward, as soon as this leaf's ``.grad`` holds its final value.
+
+        Leaves only (parameters). The hook runs while backward goes on with earlier layers,
+        which lets data-parallel training start reducing gradients early. Not called by
+        ``labkit.grad`` (it fills no ``.grad``) nor for a leaf that received no gradient.
+        """
+        if not self.requires_grad or self.creator is not None:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: expected a leaf tensor that requires grad, got "
+                + (
+                    "one that does not require grad"
+                    if not self.requires_grad
+                    else f"the output of {self.creator.op_name}"
+                )
+            )
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(hook)
+        POST_ACCUMULATE_HOOKS.live += 1
+        return _CountedHandle(self._post_hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""

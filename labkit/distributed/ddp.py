@@ -20,11 +20,14 @@ equal gradients and equal optimizer states give equal updates. Buffers that forw
 changes (batch-norm running statistics, computed from each rank's own shard) are
 broadcast from rank 0 after every step (``sync_buffers``).
 
-Overlap with backward: the reduction of a bucket could start as soon as the last of its
-gradients is final, while backward goes on with earlier layers. labkit's engine assigns
-leaf gradients only when the whole pass has ended, so there is no such moment yet;
-``grad_ready(param)`` is the entry point a post-accumulate gradient hook would call (see
-docs/distributed.md), and ``reduce_gradients()`` marks every parameter ready at once.
+Overlap with backward: each parameter has a post-accumulate gradient hook
+(``Tensor.register_post_accumulate_grad_hook``) that calls ``grad_ready(param)`` as soon as
+its ``.grad`` is final, while backward goes on with earlier layers. A bucket's all-reduce
+starts when all its parameters are ready, and buckets start in the same order on every rank
+(bucket 1 not before bucket 0), as non-blocking collectives require. ``reduce_gradients()``
+starts what is left (parameters that got no gradient on this rank), waits for all buckets
+and unpacks them. The hooks act only between ``prepare()`` and ``reduce_gradients()``: a
+backward outside a training step (a user's own ``labkit.grad``, say) reduces nothing.
 """
 
 from __future__ import annotations
@@ -117,6 +120,9 @@ class DistributedDataParallel:
         self.buckets = self._make_buckets(float(bucket_mb) * 2**20)
         self._bucket_of = {id(p): b for b in self.buckets for p in b.params}
         self.weight = 1.0 / comm.size
+        self._armed = False  # between prepare() and reduce_gradients(): hooks start all-reduces
+        self._next = 0  # the first bucket not started yet (buckets start in order on every rank)
+        self._hooks = [p.register_post_accumulate_grad_hook(self._on_gradient) for _, p in self.named]
         log.info(
             "DistributedDataParallel: %d parameters in %d bucket(s) over %d ranks (%s)",
             len(self.named),
@@ -189,17 +195,27 @@ class DistributedDataParallel:
         self.weight = float(count) / float(total)
         for bucket in self.buckets:
             bucket.ready.clear()
+        self._next = 0
+        self._armed = True
+
+    def _on_gradient(self, param: Tensor) -> None:
+        if self._armed:
+            self.grad_ready(param)
 
     def grad_ready(self, param: Tensor) -> None:
-        """``param``'s gradient is final: start its bucket's all-reduce once the bucket is complete."""
-        bucket = self._bucket_of[id(param)]
-        bucket.ready.add(id(param))
-        if len(bucket.ready) == len(bucket.params) and bucket.request is None:
+        """``param``'s gradient is final: start the all-reduce of every complete bucket, in bucket order."""
+        self._bucket_of[id(param)].ready.add(id(param))
+        while self._next < len(self.buckets):
+            bucket = self.buckets[self._next]
+            if len(bucket.ready) < len(bucket.params):
+                return
             bucket.pack(self.weight)
             bucket.request = self.comm.iallreduce_(bucket.buffer)
+            self._next += 1
 
     def reduce_gradients(self) -> None:
         """After backward: every gradient becomes the weighted sum over the ranks (collective)."""
+        self._armed = False
         for bucket in self.buckets:
             for p in bucket.params:
                 if id(p) not in bucket.ready:
@@ -210,6 +226,13 @@ class DistributedDataParallel:
             bucket.request = None
             bucket.unpack()
             bucket.ready.clear()
+        self._next = 0
+
+    def close(self) -> None:
+        """Remove the gradient hooks from the model's parameters (the model trains alone again)."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
 
     def parameters_digest(self) -> str:
         """A hash of this rank's parameter values (to check that the replicas are identical)."""

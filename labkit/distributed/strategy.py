@@ -243,6 +243,8 @@ class DDPStrategy(Strategy):
 
     def finish(self) -> None:
         self.comm.barrier()  # ranks > 0 wait for rank 0's artifacts before their processes end
+        if self.ddp is not None:
+            self.ddp.close()  # the model's parameters lose their gradient hooks
         if self._quiet is not None:
             logger, level = self._quiet
             logger.setLevel(level)

@@ -201,3 +201,44 @@ def test_ddp_without_mpi4py_trains_alone_outside_mpirun_and_fails_under_it(monke
     with pytest.raises(ValueError, match="'nccl': expected a cuda device, got cpu"):
         monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
         comm_module.communicator_for("cpu", backend="nccl")
+
+
+def test_buckets_start_during_backward_and_in_the_same_order_on_every_rank():
+    """Post-accumulate hooks start the last layers' all-reduce before backward reaches the first layer."""
+
+    def rank_fn(comm):
+        g = labkit.Generator(0)
+        model = nn.Sequential(nn.Linear(4, 6, generator=g), nn.Tanh(), nn.Linear(6, 3, generator=g)).double()
+        ddp = DistributedDataParallel(model, comm, bucket_mb=1e-4)
+        first = model[0].weight
+        started: list[tuple[int, bool]] = []
+        reduce = comm.iallreduce_
+
+        def recording(array):
+            bucket = next(k for k, b in enumerate(ddp.buckets) if b.buffer is array)
+            started.append((bucket, first.grad is None))  # True: backward has not finished the first layer
+            return reduce(array)
+
+        comm.iallreduce_ = recording
+        x, y = _data(comm.rank, COUNTS[comm.rank])
+        loss = F.cross_entropy(model(x), y)
+        ddp.prepare(COUNTS[comm.rank], sum(COUNTS))
+        loss.backward()
+        ddp.reduce_gradients()
+        ddp.close()
+        return started, _grads(model)
+
+    results = run_ranks(3, rank_fn)
+    for started, _ in results:
+        assert [k for k, _ in started] == list(range(len(started))) and len(started) > 2  # in bucket order
+        assert started[0][1]  # the first bucket left while the first layer's gradient was not yet final
+    g = labkit.Generator(0)
+    reference = nn.Sequential(nn.Linear(4, 6, generator=g), nn.Tanh(), nn.Linear(6, 3, generator=g)).double()
+    total = labkit.tensor(0.0).double()
+    for rank, n in enumerate(COUNTS):
+        x, y = _data(rank, n)
+        total = total + F.cross_entropy(reference(x), y) * float(n)
+    (total / float(sum(COUNTS))).backward()
+    for name, expected in _grads(reference).items():
+        for _, grads in results:
+            np.testing.assert_allclose(grads[name], expected, rtol=1e-12, atol=1e-15, err_msg=name)

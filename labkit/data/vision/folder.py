@@ -99,19 +99,25 @@ def read_bytes(path: str | Path) -> bytes:
 
 
 def decode_bytes(
-    data: bytes,
-    path: str | Path,
-    mode: str = "RGB",
-    background: tuple[int, int, int] | None = (255, 255, 255),
-    png: PlainPNG | None = None,
+    data: bytes, path: str | Path, mode: str = "RGB", background: tuple[int, int, int] | None = (255, 255, 255)
 ) -> Image.Image:
     """The image file bytes ``data`` (read from ``path``, named in errors) decoded and converted to ``mode``.
 
-    Plain 8-bit PNGs (``png``, or what ``parse_png`` finds) go straight to Pillow's decoder
-    without ``Image.open``'s Python overhead; every other file goes through ``Image.open``.
+    Plain 8-bit PNGs (``parse_png``) go straight to Pillow's decoder without ``Image.open``'s
+    Python overhead; every other file goes through ``Image.open``.
     """
     try:
-        png = png if png is not None else parse_png(data)
+        png = parse_png(data)
+    except ValueError as error:
+        raise _read_error(path, error) from error
+    return _decode_parsed(data, png, path, mode, background)
+
+
+def _decode_parsed(
+    data: bytes, png: PlainPNG | None, path: str | Path, mode: str, background: tuple[int, int, int] | None
+) -> Image.Image:
+    """``decode_bytes`` once ``parse_png(data)`` gave ``png``: inflate it, or ``Image.open`` when it is None."""
+    try:
         if png is not None:
             return convert_mode(inflate(png), mode, background)
         try:
@@ -221,10 +227,21 @@ class ImageFolder(Dataset):
         """Image ``index`` through the transform's deterministic prefix, as an ``(H, W, C)`` ``uint8`` array."""
         return to_hwc(self._prefix(self.load(index)), "ImageFolder")
 
+    def _position(self, index: int) -> int:
+        """``index`` as a position in ``samples`` (negative counts from the end); ``IndexError`` outside."""
+        n = len(self.samples)
+        if not -n <= index < n:
+            raise IndexError(f"ImageFolder: index {index} out of range for {n} images")
+        return index % n
+
+    def _item(self, image: Any, label: int) -> tuple[Any, Any]:
+        """``(image, label)`` as items hand them out: arrays, never PIL Images; the target transformed."""
+        if isinstance(image, Image.Image):
+            image = to_hwc(image, "ImageFolder")
+        return image, (self.target_transform(label) if self.target_transform is not None else label)
+
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        if not -len(self.samples) <= index < len(self.samples):
-            raise IndexError(f"ImageFolder: index {index} out of range for {len(self.samples)} images")
-        index %= len(self.samples)
+        index = self._position(index)
         label = self.samples[index][1]
         if self.cache is not None:
             image = self._rest(self.cache.get(index))
@@ -232,9 +249,7 @@ class ImageFolder(Dataset):
             image = self._rest(self.decode_prefix(index))  # one PIL -> array conversion, then array ops
         else:
             image = self.transform(self.load(index))
-        if isinstance(image, Image.Image):  # datasets hand out numpy arrays, never PIL Images
-            image = to_hwc(image, "ImageFolder")
-        return image, (self.target_transform(label) if self.target_transform is not None else label)
+        return self._item(image, label)
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
         """``[self[i] for i in indices]``, with the batch's plain PNGs decoded together.
@@ -248,11 +263,7 @@ class ImageFolder(Dataset):
         plain = self.transform is None or isinstance(self.transform, Transform)
         if self.cache is not None or self._prefix.transforms or not plain:
             return [self[i] for i in indices]
-        n = len(self.samples)
-        for i in indices:
-            if not -n <= i < n:
-                raise IndexError(f"ImageFolder: index {i} out of range for {n} images")
-        samples = [self.samples[i % n] for i in indices]
+        samples = [self.samples[self._position(i)] for i in indices]
         datas = [read_bytes(path) for path, _ in samples]
         pngs: list[PlainPNG | None] = []
         for (path, _), data in zip(samples, datas):
@@ -272,11 +283,9 @@ class ImageFolder(Dataset):
         for j, ((path, label), data) in enumerate(zip(samples, datas)):
             array = arrays.get(j)
             if array is None:
-                array = to_hwc(decode_bytes(data, path, self.mode, self.background, pngs[j]), "ImageFolder")
-            image = self._rest(array)
-            if isinstance(image, Image.Image):
-                image = to_hwc(image, "ImageFolder")
-            items.append((image, self.target_transform(label) if self.target_transform is not None else label))
+                decoded = _decode_parsed(data, pngs[j], path, self.mode, self.background)
+                array = to_hwc(decoded, "ImageFolder")
+            items.append(self._item(self._rest(array), label))
         return items
 
     def check_sizes(self) -> tuple[int, int]:

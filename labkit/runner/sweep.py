@@ -26,8 +26,6 @@ in MLflow's fluent API) and not through any environment variable.
 from __future__ import annotations
 
 import atexit
-import csv
-import io
 import json
 import logging
 import math
@@ -38,7 +36,15 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from labkit.runner.sweep_seeds import best_config, by_config, by_config_csv, by_config_figure, by_config_markdown
+from labkit.runner.sweep_seeds import (
+    best_config,
+    by_config,
+    by_config_csv,
+    by_config_figure,
+    by_config_markdown,
+    csv_table,
+    markdown_cell,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,22 +157,15 @@ def best_trial(rows: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    return csv_table(rows, COLUMNS)
 
 
 def to_markdown(rows: list[dict[str, Any]], best: dict[str, Any] | None) -> str:
-    def cell(value: Any) -> str:
-        text = "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
-        return text.replace("|", "\\|").replace("\n", " ")[:200]
-
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         mark = " **(best)**" if best is not None and row["run_id"] == best["run_id"] else ""
-        lines.append("| " + " | ".join(cell(row[c]) + (mark if c == "run_name" else "") for c in COLUMNS) + " |")
+        cells = (markdown_cell(row[c]) + (mark if c == "run_name" else "") for c in COLUMNS)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

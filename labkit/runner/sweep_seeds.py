@@ -23,6 +23,8 @@ __all__ = [
     "by_config_csv",
     "by_config_figure",
     "by_config_markdown",
+    "csv_table",
+    "markdown_cell",
     "split_override",
 ]
 
@@ -98,19 +100,26 @@ def best_config(groups: list[dict[str, Any]], mode: str) -> dict[str, Any] | Non
     return (min if mode == "min" else max)(scored, key=lambda g: g["mean"])
 
 
-def by_config_csv(groups: list[dict[str, Any]]) -> str:
+def csv_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """``rows`` as CSV text with a header of ``columns`` (other keys of a row are left out)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(BY_CONFIG_COLUMNS), lineterminator="\n", extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(groups)
+    writer.writerows(rows)
     return out.getvalue()
 
 
-def by_config_markdown(groups: list[dict[str, Any]], best: dict[str, Any] | None, monitor: str) -> str:
-    def cell(value: Any) -> str:
-        text = "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
-        return text.replace("|", "\\|").replace("\n", " ")[:200]
+def markdown_cell(value: Any) -> str:
+    """A value as one markdown table cell: floats to 6 significant digits, ``|`` escaped, one line, <= 200 chars."""
+    text = "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
 
+
+def by_config_csv(groups: list[dict[str, Any]]) -> str:
+    return csv_table(groups, BY_CONFIG_COLUMNS)
+
+
+def by_config_markdown(groups: list[dict[str, Any]], best: dict[str, Any] | None, monitor: str) -> str:
     lines = [
         f"Trials grouped by their overrides other than the seed; `{monitor}` over the FINISHED trials "
         "(std: sample standard deviation).",
@@ -120,9 +129,8 @@ def by_config_markdown(groups: list[dict[str, Any]], best: dict[str, Any] | None
     ]
     for group in groups:
         mark = " **(best mean)**" if best is not None and group is best else ""
-        lines.append(
-            "| " + " | ".join(cell(group[c]) + (mark if c == "config" else "") for c in BY_CONFIG_COLUMNS) + " |"
-        )
+        cells = (markdown_cell(group[c]) + (mark if c == "config" else "") for c in BY_CONFIG_COLUMNS)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -96,17 +95,8 @@ def _shape_label(name: str, arrays: tuple[Any, ...]) -> str:
 
 
 def interleaved_cpu(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> dict[str, float]:
-    """Like ``_harness.interleaved``, timing the CPU time of this thread (``time.thread_time``)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.thread_time()
-            fn()
-            samples[name].append(time.thread_time() - t0)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    """``_harness.interleaved`` timing the CPU time of this thread (``time.thread_time``)."""
+    return interleaved(fns, repeats, warmup, clock=time.thread_time)
 
 
 def per_op(

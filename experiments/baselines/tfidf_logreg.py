@@ -15,6 +15,12 @@ on the validation split, and the test split is scored once. Tokens (``--tokenize
 
     python experiments/baselines/tfidf_logreg.py --data fortunes --tracking-uri sqlite:////tmp/exp/mlflow.db
     python experiments/baselines/tfidf_logreg.py --data bbc_news --tracking-uri sqlite:////tmp/exp/mlflow.db
+    python experiments/baselines/tfidf_logreg.py --data fortunes --cv-folds 5 --tracking-uri ...
+
+``--cv-folds K`` scores the baseline by K-fold cross-validation over train + val instead, on the
+folds that ``labkit train ... data.cv_folds=K data.cv_fold=i`` uses, for every C of the grid, and logs
+``cv/accuracy`` (the best C's mean), ``cv/accuracy/C_<C>`` and ``cv/fold_<i>/accuracy`` as the run
+``tfidf_logreg_<DATA>_cv<K>``; the test split is not read.
 
 The run is named ``tfidf_logreg_<DATA>``; it logs ``data.name``, ``tokenizer``, ``C`` and the split sizes as
 params, ``val/*`` and ``test/*`` (accuracy, macro_f1, errors) as metrics, and the tag
@@ -40,12 +46,13 @@ TOKENIZERS = ("labkit", "labkit-plain", "sklearn")
 MODEL = "TfidfVectorizer(ngram_range=(1, 2), sublinear_tf) + LogisticRegression"
 
 
-def labkit_task(data: str, experiment: str = "textcls_bow") -> Any:
-    """labkit's ``TextClassification`` for ``experiment=EXPERIMENT data=DATA`` (not set up: no vocabulary yet)."""
+def labkit_task(data: str, experiment: str = "textcls_bow", overrides: Sequence[str] = ()) -> Any:
+    """labkit's ``TextClassification`` for ``experiment=EXPERIMENT data=DATA [OVERRIDES]`` (not set up: no
+    vocabulary yet)."""
     from labkit.runner import compose
     from labkit.tasks.text_classification import TextClassification
 
-    return TextClassification(compose([f"experiment={experiment}", f"data={data}"]).data)
+    return TextClassification(compose([f"experiment={experiment}", f"data={data}", *overrides]).data)
 
 
 def tokenizer_options(name: str, task: Any) -> dict[str, Any]:
@@ -104,14 +111,71 @@ def fit(
     }
 
 
+def cross_validate(data: str, tokenizer: str, folds: int, c_grid: Sequence[float] = C_GRID) -> dict[float, list[float]]:
+    """``{C: [validation accuracy of each fold]}`` over labkit's ``data.cv_folds=FOLDS`` folds of train + val
+    (the folds ``labkit train ... data.cv_folds=FOLDS data.cv_fold=i`` trains on); test is never read."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    out: dict[float, list[float]] = {c: [] for c in c_grid}
+    for fold in range(folds):
+        task = labkit_task(data, overrides=[f"data.cv_folds={folds}", f"data.cv_fold={fold}"])
+        splits = task.split_texts()
+        vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2), min_df=1, sublinear_tf=True, **tokenizer_options(tokenizer, task)
+        )
+        x_train, x_val = vectorizer.fit_transform(splits["train"][0]), vectorizer.transform(splits["val"][0])
+        for c in c_grid:
+            model = LogisticRegression(C=c, max_iter=2000).fit(x_train, splits["train"][1])
+            out[c].append(scores(model, x_val, splits["val"][1])["accuracy"])
+            log.info("fold %d, C=%g: val accuracy %.4f", fold, c, out[c][-1])
+    return out
+
+
+def main_cv(args: argparse.Namespace) -> dict[str, Any]:
+    """``--cv-folds K``: the baseline's cross-validated accuracy for every C, logged as one run."""
+    start = time.perf_counter()
+    by_c = cross_validate(args.data, args.tokenizer, args.cv_folds)
+    means = {c: float(np.mean(v)) for c, v in by_c.items()}
+    best = max(means, key=lambda c: (means[c], -c))
+    seconds = time.perf_counter() - start
+    for c, values in by_c.items():
+        log.info("C=%g: %d-fold accuracy %.4f (%s)", c, args.cv_folds, means[c], " ".join(f"{v:.4f}" for v in values))
+
+    import mlflow
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    mlflow.set_experiment(args.experiment)
+    suffix = "" if args.tokenizer == "labkit" else f"_{args.tokenizer}"
+    with mlflow.start_run(run_name=f"tfidf_logreg_{args.data}{suffix}_cv{args.cv_folds}"):
+        mlflow.set_tags({"labkit.baseline": "sklearn", "labkit.model": MODEL})
+        mlflow.log_params(
+            {"data.name": args.data, "model": MODEL, "tokenizer": args.tokenizer, "data.cv_folds": args.cv_folds,
+             "C": best, "C_grid": list(C_GRID)}
+        )  # fmt: skip
+        metrics = {f"cv/accuracy/C_{c:g}": m for c, m in means.items()}
+        for fold, value in enumerate(by_c[best]):
+            metrics[f"cv/fold_{fold}/accuracy"] = value
+        mlflow.log_metrics({**metrics, "cv/accuracy": means[best], "time/total_s": seconds})
+    return {"C": best, "cv_accuracy": means[best], "by_C": by_c}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=DATASETS, default="fortunes", help="labkit data config (default fortunes)")
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default: ./mlflow.db)")
     parser.add_argument("--experiment", default="labkit", help="MLflow experiment name (labkit's default: labkit)")
     parser.add_argument("--tokenizer", choices=TOKENIZERS, default="labkit", help="how texts become tokens")
+    parser.add_argument(
+        "--cv-folds", type=int, default=None, metavar="K",
+        help="instead: K-fold cross-validation over train + val (labkit's data.cv_folds folds); test is not read",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    if args.cv_folds is not None:
+        if args.cv_folds < 2:
+            parser.error(f"--cv-folds: expected an int >= 2, got {args.cv_folds}")
+        return main_cv(args)
 
     start = time.perf_counter()
     task = labkit_task(args.data)

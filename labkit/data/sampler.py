@@ -22,6 +22,7 @@ from labkit.core.random import Generator, resolve
 _MASK64 = (1 << 64) - 1
 # "purpose" words keep the streams of samplers, batch generators and workers apart
 PURPOSE_SHUFFLE, PURPOSE_BATCHES, PURPOSE_BATCH_RNG, PURPOSE_WORKER = 0, 1, 2, 3
+PURPOSE_FOLDS = 4  # cross-validation folds (labkit.tasks.classification.cross_validation_fold)
 
 
 def seed_from(generator: Generator | np.random.Generator | None) -> int:

@@ -10,6 +10,7 @@ reports (``vocab_size``, ``num_classes``, ``padding_idx``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import labkit.nn as nn
 from labkit.core.random import Generator, resolve
 from labkit.core.tensor import Tensor
 from labkit.models._checks import choice, positive_int, probability
+from labkit.models.term_weights import naive_bayes_weights, unique_features
 
 __all__ = [
     "BagOfEmbeddings",
@@ -28,6 +30,7 @@ __all__ = [
     "hashed_ngrams",
     "infer_lengths",
     "masked_max",
+    "masked_combine",
     "masked_mean",
 ]
 
@@ -52,15 +55,40 @@ def infer_lengths(ids: Any, lengths: Any, padding_idx: int | None) -> np.ndarray
     return (host != padding_idx).sum(axis=1).astype(np.int64)
 
 
-def masked_mean(x: Tensor, lengths: Any) -> Tensor:
-    """Mean over the first ``lengths[b]`` steps of ``x (B, T, D)`` -> ``(B, D)`` (padding ignored)."""
+COMBINERS = ("mean", "sqrtn", "sum")
+
+
+def masked_combine(x: Tensor, lengths: Any, combiner: str = "mean", weights: Tensor | None = None) -> Tensor:
+    """Sum over the first ``lengths[b]`` steps of ``x (B, T, D)`` -> ``(B, D)``, padding ignored, divided
+    by ``lengths[b]`` (``"mean"``), by ``sqrt(lengths[b])`` (``"sqrtn"``) or by 1 (``"sum"``).
+
+    TensorFlow's embedding combiners. For a bag of distinct features, ``"sqrtn"`` is the bag's
+    count vector L2-normalized (as a TF-IDF vectorizer's ``norm="l2"``), ``"mean"`` L1-normalized.
+    With ``weights (B, T)`` (constants, e.g. term weights) step ``t`` counts ``weights[b, t]`` times:
+    the weighted sum is divided by the weights' sum (``"mean"``) or by the square root of their
+    squares' sum (``"sqrtn"``); a row whose weights are all 0 pools to 0.
+    """
+    combiner = choice("masked_combine", "combiner", combiner, COMBINERS)
     host = _host(lengths).astype(np.int64)
     steps = x.shape[1]
     wide = np.float64 if x.data.dtype == np.float64 else np.float32  # float64 models keep full precision
     mask = (np.arange(steps)[None, :] < host[:, None]).astype(wide)  # (B, T)
-    scale = mask / np.maximum(host, 1)[:, None].astype(wide)  # (B, T): 1/len on real steps
-    weights = Tensor(scale[:, :, None], dtype=x.dtype, device=x.device)  # (B, T, 1)
-    return (x * weights).sum(axis=1)  # (B, D)
+    if weights is None:
+        count = np.maximum(host, 1)[:, None].astype(wide)  # (B, 1)
+        divisor = {"mean": count, "sqrtn": np.sqrt(count), "sum": np.ones_like(count)}[combiner]
+        scale = Tensor((mask / divisor)[:, :, None], dtype=x.dtype, device=x.device)  # (B, T, 1)
+        return (x * scale).sum(axis=1)  # (B, D)
+    w = weights.detach().astype(x.dtype) * Tensor(mask, dtype=x.dtype, device=x.device)  # (B, T)
+    if combiner == "mean":
+        w = w / F.maximum(w.sum(axis=1, keepdims=True), np.finfo(wide).tiny)
+    elif combiner == "sqrtn":
+        w = w / F.maximum(F.sqrt((w * w).sum(axis=1, keepdims=True)), np.finfo(wide).tiny)
+    return (x * w.unsqueeze(2)).sum(axis=1)  # (B, D)
+
+
+def masked_mean(x: Tensor, lengths: Any) -> Tensor:
+    """Mean over the first ``lengths[b]`` steps of ``x (B, T, D)`` -> ``(B, D)`` (padding ignored)."""
+    return masked_combine(x, lengths, "mean")
 
 
 def masked_max(x: Tensor, lengths: Any) -> Tensor:
@@ -134,7 +162,15 @@ class BagOfEmbeddings(nn.Module):
     ``feature_dropout`` drops each word and n-gram id of a training text with that probability
     (:func:`drop_features`; not in eval mode). ``hidden`` adds a ReLU layer of that width between
     the mean and the output layer (a deep averaging network, Iyyer et al. 2015); 0 (default)
-    keeps fastText's single linear layer.
+    keeps fastText's single linear layer. ``pooling`` combines a text's feature embeddings
+    (:func:`masked_combine`): ``"mean"`` (fastText, the default), ``"sqrtn"`` (the sum over the square
+    root of the feature count: the L2-normalized bag of a TF-IDF vectorizer, so long texts are not
+    averaged away) or ``"sum"``. ``binary`` counts each feature once per text. ``weighting="nb"``
+    weighs each feature by a supervised term weight, the root mean square over classes of its naive
+    Bayes log-count ratios (:func:`labkit.models.term_weights.naive_bayes_weights`, after NBSVM):
+    features that tell classes apart count more, ones spread evenly count less, unseen ones not at
+    all. The weights are statistics of the training texts, so :meth:`fit_term_weights` must see those
+    texts before training (the text task calls it); they are a buffer, saved with the model.
     Shapes: ``ids (B, T)`` int, ``lengths (B,)`` -> logits ``(B, num_classes)``.
     """
 
@@ -150,9 +186,17 @@ class BagOfEmbeddings(nn.Module):
         generator: Generator | None = None,
         feature_dropout: float = 0.0,
         hidden: int = 0,
+        pooling: str = "mean",
+        binary: bool = False,
+        weighting: str = "none",
     ) -> None:
         super().__init__()
         name = "BagOfEmbeddings"
+        self.pooling = choice(name, "pooling", pooling, COMBINERS)
+        if not isinstance(binary, bool):
+            raise TypeError(f"{name}: expected binary true or false, got {type(binary).__name__} {binary!r}")
+        self.binary = binary
+        self.weighting = choice(name, "weighting", weighting, ("none", "nb"))
         self.vocab_size = positive_int(name, "vocab_size", vocab_size)
         self.num_classes = positive_int(name, "num_classes", num_classes)
         embed_dim = positive_int(name, "embed_dim", embed_dim)
@@ -170,19 +214,72 @@ class BagOfEmbeddings(nn.Module):
             raise ValueError(f"{name}: expected hidden >= 0 (0: no hidden layer), got {hidden!r}")
         self.hidden = nn.Linear(embed_dim, int(hidden), generator=generator) if hidden else None
         self.fc = nn.Linear(int(hidden) or embed_dim, self.num_classes, generator=generator)
+        self.term_weights_fitted = self.weighting == "none"
+        if self.weighting != "none":
+            weights = Tensor(np.zeros(rows), dtype=self.embedding.weight.dtype, device=self.embedding.weight.device)
+            self.register_buffer("term_weights", weights)
+
+    def _features(self, ids: np.ndarray, lengths: np.ndarray, drop: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The host feature ids of token ids ``(B, T)``: tokens, hashed n-grams, binary, dropped."""
+        pad = self.embedding.padding_idx or 0
+        if self.ngrams > 1:
+            ids, lengths = hashed_ngrams(ids, lengths, self.ngrams, self.buckets, self.vocab_size, pad)
+        if self.binary:
+            ids, lengths = unique_features(ids, lengths, pad)
+        if drop:
+            ids, lengths = drop_features(ids, lengths, self.feature_dropout, resolve(self.generator), pad)
+        return ids, lengths
+
+    def fit_term_weights(self, ids: Sequence[Any], labels: Any, batch_size: int = 512) -> None:
+        """Set the ``weighting="nb"`` term weights from training texts (nothing to do without weighting).
+
+        ``ids``: each text's token ids (1-D), ``labels (N,)`` their classes. Call it once before
+        training, on the training texts only: the weights are part of the model, like its vocabulary.
+        """
+        if self.weighting == "none":
+            return
+        labels = _host(labels).astype(np.int64).reshape(-1)
+        if len(ids) != len(labels):
+            raise ValueError(f"BagOfEmbeddings.fit_term_weights: expected one label per text, got {len(ids)} "
+                             f"texts and {len(labels)} labels")  # fmt: skip
+        pad = self.embedding.padding_idx or 0
+
+        def bags() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            for start in range(0, len(ids), batch_size):
+                rows = [_host(x).astype(np.int64).reshape(-1) for x in ids[start : start + batch_size]]
+                lengths = np.array([len(r) for r in rows], dtype=np.int64)
+                padded = np.full((len(rows), max(int(lengths.max(initial=0)), 1)), pad, dtype=np.int64)
+                for b, r in enumerate(rows):
+                    padded[b, : len(r)] = r
+                yield (*self._features(padded, lengths), labels[start : start + batch_size])
+
+        rows = self.vocab_size + self.buckets
+        weights = naive_bayes_weights(bags(), rows, self.num_classes)
+        if self.embedding.padding_idx is not None:
+            weights[self.embedding.padding_idx] = 0.0
+        buffer = self.term_weights
+        buffer.data = Tensor(weights, dtype=buffer.dtype, device=buffer.device).data
+        self.term_weights_fitted = True
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
+        result = super().load_state_dict(state_dict, strict)
+        if "term_weights" in state_dict:
+            self.term_weights_fitted = True
+        return result
 
     def forward(self, ids: Tensor, lengths: Any = None) -> Tensor:
-        pad = self.embedding.padding_idx or 0
+        if not self.term_weights_fitted:
+            raise ValueError(
+                "BagOfEmbeddings: weighting='nb' needs term weights: expected fit_term_weights(train_ids, labels) "
+                "or load_state_dict(...) before the first call, got neither"
+            )
         lengths = infer_lengths(ids, lengths, self.embedding.padding_idx)
         drop = self.training and self.feature_dropout > 0
-        if self.ngrams > 1 or drop:  # the features are host arrays built from the ids
-            features = _host(ids)
-            if self.ngrams > 1:
-                features, lengths = hashed_ngrams(features, lengths, self.ngrams, self.buckets, self.vocab_size, pad)
-            if drop:
-                features, lengths = drop_features(features, lengths, self.feature_dropout, resolve(self.generator), pad)
+        if self.ngrams > 1 or self.binary or drop:  # the features are host arrays built from the ids
+            features, lengths = self._features(_host(ids), lengths, drop)
             ids = Tensor(features, device=self.fc.weight.device)
-        x = self.dropout(masked_mean(self.embedding(ids), lengths))  # (B, T, D) -> (B, D)
+        weights = self.term_weights[ids] if self.weighting != "none" else None  # (B, T) constants
+        x = self.dropout(masked_combine(self.embedding(ids), lengths, self.pooling, weights))  # (B, T, D) -> (B, D)
         if self.hidden is not None:
             x = self.dropout(F.relu(self.hidden(x)))  # (B, hidden)
         return self.fc(x)  # (B, num_classes)

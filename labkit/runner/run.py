@@ -159,6 +159,9 @@ def run(
         tracker.set_tags(run_tags)
         tracker.log_params(_params(plain))
         model = build_model(cfg, task.model_kwargs(), seeds, device)
+        prepare = getattr(task, "prepare_model", None)
+        if callable(prepare):  # statistics of the training data the model keeps (term weights ...)
+            prepare(model)
         optimizer = build_optimizer(cfg, model)
         strategy.setup(model, optimizer, seeds, loaders.train)  # ddp: equal replicas, per-rank random streams
         scheduler, interval = build_scheduler(cfg, optimizer, loaders.train, monitor_mode)

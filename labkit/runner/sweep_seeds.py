@@ -3,8 +3,10 @@
 ``labkit train -m optim.lr=1e-3,3e-3 seed=0,1,2`` runs each learning rate three times. One
 trial's number says little on small data; the sweep's parent run therefore also logs
 ``sweep/by_config.md`` (and ``.csv``): one row per configuration (the overrides other than
-``seed``) with the number of finished trials, the mean, the sample standard deviation, the
-range, and the best configuration by its mean.
+``seed`` and ``data.cv_fold``, the replicate keys) with the number of finished trials, the mean,
+the sample standard deviation, the range, and the best configuration by its mean. A sweep over
+``data.cv_fold=0,1,2,3,4`` (cross-validation folds) is grouped the same way: each row is then a
+configuration's cross-validated score.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ __all__ = [
     "by_config_figure",
     "by_config_markdown",
     "csv_table",
+    "REPLICATE_KEYS",
     "markdown_cell",
     "split_override",
 ]
 
 BY_CONFIG_COLUMNS = ("config", "finished", "trials", "seeds", "mean", "std", "min", "max")
+#: overrides that repeat one configuration (its trials differ only in these)
+REPLICATE_KEYS = ("seed", "data.cv_fold")
 
 
 def split_override(overrides: str, key: str) -> tuple[str, str | None]:
@@ -54,20 +59,31 @@ def split_override(overrides: str, key: str) -> tuple[str, str | None]:
     return " ".join(kept), value
 
 
-def by_config(rows: list[dict[str, Any]], key: str = "seed") -> list[dict[str, Any]]:
-    """Trials (``sweep.trials_table`` rows) grouped by their overrides without ``key``.
+def by_config(rows: list[dict[str, Any]], keys: tuple[str, ...] = REPLICATE_KEYS) -> list[dict[str, Any]]:
+    """Trials (``sweep.trials_table`` rows) grouped by their overrides without the replicate ``keys``.
 
-    Returns ``[]`` unless some configuration ran with two or more values of ``key``. Each row:
-    ``config``, ``finished`` (trials FINISHED with a value), ``trials``, ``seeds`` (the values of
-    ``key``, in trial order), ``mean``, ``std`` (sample standard deviation; None under 2
-    values), ``min``, ``max`` (None without a finished trial) and ``values`` (the finished
-    trials' values, for ``by_config_figure``). Configurations keep the order
+    Returns ``[]`` unless some configuration ran with two or more values of ``keys``. Each row:
+    ``config``, ``finished`` (trials FINISHED with a value), ``trials``, ``seeds`` (each trial's
+    replicate, in trial order: the value of ``keys[0]`` when only it was given, else
+    ``key=value`` pairs such as ``data.cv_fold=2``), ``mean``, ``std`` (sample standard deviation;
+    None under 2 values), ``min``, ``max`` (None without a finished trial) and ``values`` (the
+    finished trials' values, for ``by_config_figure``). Configurations keep the order
     of their first trial.
     """
     groups: dict[str, list[tuple[str | None, dict[str, Any]]]] = {}
     for row in rows:
-        config, value = split_override(str(row["overrides"]), key)
-        groups.setdefault(config, []).append((value, row))
+        config, given = str(row["overrides"]), []
+        for key in keys:
+            config, value = split_override(config, key)
+            if value is not None:
+                given.append((key, value))
+        if not given:
+            replicate = None
+        elif len(given) == 1 and given[0][0] == keys[0]:
+            replicate = given[0][1]
+        else:
+            replicate = " ".join(f"{k}={v}" for k, v in given)
+        groups.setdefault(config, []).append((replicate, row))
     if not any(len({v for v, _ in members}) > 1 for members in groups.values()):
         return []
     out = []
@@ -121,8 +137,8 @@ def by_config_csv(groups: list[dict[str, Any]]) -> str:
 
 def by_config_markdown(groups: list[dict[str, Any]], best: dict[str, Any] | None, monitor: str) -> str:
     lines = [
-        f"Trials grouped by their overrides other than the seed; `{monitor}` over the FINISHED trials "
-        "(std: sample standard deviation).",
+        f"Trials grouped by their overrides other than the seed and the cross-validation fold; `{monitor}` "
+        "over the FINISHED trials (std: sample standard deviation).",
         "",
         "| " + " | ".join(BY_CONFIG_COLUMNS) + " |",
         "|" + "---|" * len(BY_CONFIG_COLUMNS),
@@ -135,7 +151,7 @@ def by_config_markdown(groups: list[dict[str, Any]], best: dict[str, Any] | None
 
 
 def by_config_figure(groups: list[dict[str, Any]], best: dict[str, Any] | None, monitor: str) -> Any:
-    """One row per configuration: every seed's value as a dot, the mean as a bar with +-1 std.
+    """One row per configuration: every seed's (or fold's) value as a dot, the mean as a bar with +-1 std.
 
     The best configuration by mean is drawn in another colour. Returns a matplotlib Figure.
     """
@@ -155,6 +171,6 @@ def by_config_figure(groups: list[dict[str, Any]], best: dict[str, Any] | None, 
         low, high = min(finite), max(finite)
         pad = (high - low) * 0.15 or abs(high) * 0.05 or 1.0
         ax.set_xlim(low - pad, high + pad)
-    ax.set_xlabel(f"{monitor} (dots: seeds; bar: mean +- std)")
+    ax.set_xlabel(f"{monitor} (dots: seeds or folds; bar: mean +- std)")
     ax.set_title("trials by configuration")
     return fig

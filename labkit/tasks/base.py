@@ -32,6 +32,12 @@ class Task(Protocol):
 
     Metric names follow MLflow's chart grouping: ``train/loss``, ``val/accuracy``,
     ``test/perplexity`` (the runner adds the prefix; tasks return bare names).
+
+    Optional: ``prepare_model(model) -> None``. When a task defines it, the runner calls it once on
+    the built model, before the optimizer and before a resumed run's checkpoint is loaded: the place
+    for statistics of the training data that a model keeps in its state (the text task hands its
+    training texts to a bag's ``fit_term_weights``). It is not part of the protocol's checks, so
+    tasks without it still satisfy ``isinstance(task, Task)``.
     """
 
     #: the metric early stopping / best checkpoints watch by default, and its direction

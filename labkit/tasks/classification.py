@@ -4,6 +4,7 @@ A classification task's batches are ``(*inputs, labels (B,) int64)`` and its mod
 ``model(*inputs) -> logits (B, C)``. With that convention a task is mostly data handling:
 
 - ``split_train_val_test``: carve the missing test / validation splits from train, keep ``limit``;
+- ``cross_validation_fold``: one fold of a stratified k-fold split (model selection on small data);
 - ``count_classes``: the number of classes and their names, from the labels of every split;
 - ``classification_loss``: mean cross-entropy of one batch (``training_loss``);
 - ``predict_batches``: ``(inputs, labels, logits)`` per batch, in eval mode under ``no_grad``;
@@ -20,6 +21,7 @@ import numpy as np
 
 import labkit.functional as F
 from labkit.core.tensor import Tensor
+from labkit.data.sampler import PURPOSE_FOLDS, permutation
 from labkit.nn.module import Module
 from labkit.tasks.common import eval_batches, metric_name, model_device, split_indices, to_device
 from labkit.tasks.metrics import ClassificationMeter
@@ -28,6 +30,7 @@ from labkit.tasks.plots import confusion_matrix_figure
 __all__ = [
     "classification_loss",
     "count_classes",
+    "cross_validation_fold",
     "evaluate_classifier",
     "log_confusion_matrix",
     "predict_batches",
@@ -64,6 +67,30 @@ def split_train_val_test(
     if limit is not None:
         out["train"] = tuple(a[:limit] for a in out["train"])
     return out
+
+
+def cross_validation_fold(labels: np.ndarray, folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train rows, held-out rows)`` of fold ``fold`` of a stratified ``folds``-fold split of ``labels (N,)``.
+
+    Each class's rows are shuffled with ``seed`` (the loader's stable stream, the same on every
+    machine) and dealt round-robin to the folds, so every fold holds about ``1/folds`` of each class;
+    the ``folds`` held-out parts are disjoint and cover every row. Both index arrays are sorted.
+    """
+    if not _is_int(folds) or folds < 2:
+        raise ValueError(f"cross_validation_fold: expected folds as an int >= 2, got {folds!r}")
+    if not _is_int(fold) or not 0 <= fold < folds:
+        raise ValueError(f"cross_validation_fold: expected fold as an int in [0, {folds - 1}], got {fold!r}")
+    labels = np.asarray(labels)
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        rows = rows[permutation(len(rows), int(seed), int(c), PURPOSE_FOLDS)]
+        fold_of[rows] = np.arange(len(rows)) % folds
+    return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _take(arrays: Arrays, rows: np.ndarray) -> Arrays:

@@ -2,7 +2,8 @@
 
 Data flow: ``load_dataset(data.name, **data.dataset_kwargs)`` (e.g. ``fortunes``, ``bbc_news``) ->
 train/val/test (the dataset's own splits, else stratified fractions drawn with
-``data.split_seed``) -> optionally only the ``data.top_classes`` largest classes -> a
+``data.split_seed``) -> optionally only the ``data.top_classes`` largest classes -> with
+``data.cv_folds``, one cross-validation fold of train + val as train/val (test unchanged) -> a
 tokenizer (``word``: the regex ``data.token_pattern``, e.g. one that keeps line breaks as tokens;
 or ``char``) and a ``Vocab`` built on the TRAIN texts only (``<pad>`` is
 id 0, unknown tokens map to ``<unk>``) -> each text as at most ``data.max_len`` ids.
@@ -32,7 +33,13 @@ from labkit.data.text.tokenizers import CharTokenizer, WordTokenizer
 from labkit.data.text.vocab import Vocab
 from labkit.nn.module import Module
 from labkit.tasks.base import Loaders
-from labkit.tasks.classification import classification_loss, evaluate_classifier, log_confusion_matrix, predict_batches
+from labkit.tasks.classification import (
+    classification_loss,
+    cross_validation_fold,
+    evaluate_classifier,
+    log_confusion_matrix,
+    predict_batches,
+)
 from labkit.tasks.common import make_loader, named_splits, read_options
 from labkit.tasks.metrics import ClassificationMeter
 
@@ -52,6 +59,8 @@ _DEFAULTS: dict[str, Any] = {
     "max_len": 256,
     "bucket": True,
     "per_class_metrics": True,
+    "cv_folds": None,  # k: cross-validation over train + val (test untouched); fold cv_fold is val
+    "cv_fold": 0,
 }
 
 
@@ -97,7 +106,9 @@ class TextClassification:
 
     Data keys (besides the common ones): ``dataset_kwargs``, ``test_fraction``, ``top_classes``,
     ``tokenizer``, ``lower``, ``token_pattern``, ``min_freq``, ``max_vocab``, ``max_len``, ``bucket``,
-    ``per_class_metrics``. Metrics: ``loss``, ``accuracy``, ``macro_f1``, ``f1/<class>``.
+    ``per_class_metrics``, ``cv_folds``/``cv_fold`` (k-fold cross-validation: train and val are pooled,
+    fold ``cv_fold`` of ``cv_folds`` stratified folds drawn with ``split_seed`` becomes val, the rest
+    train; test is the same as without it). Metrics: ``loss``, ``accuracy``, ``macro_f1``, ``f1/<class>``.
     Model kwargs: ``vocab_size``, ``num_classes``, ``padding_idx``.
     """
 
@@ -141,7 +152,8 @@ class TextClassification:
 
         The dataset's own splits, else stratified ``val_fraction``/``test_fraction`` drawn with
         ``split_seed``; then only the ``top_classes`` largest classes (labels renumbered
-        ``0..k-1`` in ``self.classes`` order) and the first ``limit`` training texts. Texts are in
+        ``0..k-1`` in ``self.classes`` order), with ``cv_folds`` fold ``cv_fold`` of train + val as
+        val and the rest as train, and the first ``limit`` training texts. Texts are in
         the split's order (``self.texts`` after ``setup()`` holds val/test sorted by length).
         Loaded once and cached; baselines use this to score other models on the same split.
         """
@@ -176,6 +188,14 @@ class TextClassification:
             for key, (texts, labels) in data.items():
                 rows = [i for i, y in enumerate(labels.tolist()) if y in remap]
                 data[key] = ([texts[i] for i in rows], np.array([remap[int(labels[i])] for i in rows], dtype=np.int64))
+        if o["cv_folds"] is not None:  # k-fold over train + val: fold cv_fold is held out, test is not touched
+            texts, labels = data["train"][0] + data["val"][0], np.concatenate([data["train"][1], data["val"][1]])
+            try:
+                train, val = cross_validation_fold(labels, o["cv_folds"], o["cv_fold"], o["split_seed"])
+            except ValueError as exc:
+                raise ValueError(f"TextClassification: data.cv_folds / data.cv_fold: {exc}") from None
+            data["train"] = ([texts[i] for i in train], labels[train])
+            data["val"] = ([texts[i] for i in val], labels[val])
         if o["limit"] is not None:
             texts, labels = data["train"]
             data["train"] = texts[: o["limit"]], labels[: o["limit"]]
@@ -231,6 +251,16 @@ class TextClassification:
         if self.loaders is None:
             self.setup()
         return {"vocab_size": len(self.vocab), "num_classes": len(self.classes), "padding_idx": self.vocab.pad_id}
+
+    def prepare_model(self, model: Module) -> None:
+        """Hand the encoded training texts to a model that keeps statistics of them (a bag's
+        ``fit_term_weights``); other models are left as they are."""
+        fit = getattr(model, "fit_term_weights", None)
+        if callable(fit):
+            if self.loaders is None:
+                self.setup()
+            train = self.loaders.train.dataset
+            fit(train.ids, train.labels)
 
     def predict_spec(self) -> dict[str, Any]:
         """How a served model (MLflow pyfunc) reads its input: rows of token ids (``task.encode``),

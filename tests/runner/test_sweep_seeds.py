@@ -75,3 +75,16 @@ def test_figure_shows_every_configuration_and_seed() -> None:
     dots = [line for line in ax.lines if line.get_marker() == "o"]
     assert sorted(len(line.get_xdata()) for line in dots) == [3, 3]
     assert figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_cross_validation_folds_group_like_seeds() -> None:
+    rows = [row(f"model.pooling={p} data.cv_fold={f}", 0.8 + 0.01 * f + (0.05 if p == "sqrtn" else 0.0))
+            for p in ("mean", "sqrtn") for f in range(3)]  # fmt: skip
+    groups = by_config(rows)
+    assert [g["config"] for g in groups] == ["model.pooling=mean", "model.pooling=sqrtn"]
+    assert groups[0]["seeds"] == "data.cv_fold=0 data.cv_fold=1 data.cv_fold=2".replace(" data", ",data")
+    assert groups[1]["mean"] == pytest.approx(0.86)
+    both = by_config([row(f"lr=0.1 seed={s} data.cv_fold={f}", 0.5) for s in (0, 1) for f in (0, 1)])
+    assert len(both) == 1 and both[0]["trials"] == 4
+    assert both[0]["seeds"].split(",")[1] == "seed=0 data.cv_fold=1"
+    assert by_config(rows, keys=("seed",)) == []  # folds not counted as replicates: one trial per config

@@ -13,6 +13,7 @@ from labkit.data.loader import DataLoader
 from labkit.tasks.classification import (
     classification_loss,
     count_classes,
+    cross_validation_fold,
     evaluate_classifier,
     log_confusion_matrix,
     predict_batches,
@@ -148,3 +149,34 @@ def test_log_confusion_matrix_logs_the_figure_and_returns_the_errors() -> None:
     figure = tracker.artifacts["figures/confusion_matrix_val.png"]
     assert list(tracker.artifacts) == ["figures/confusion_matrix_val.png"]
     assert figure.axes[0].get_title() == f"tiny val: accuracy {5 / 7:.4f}"
+
+
+def test_cross_validation_folds_are_disjoint_stratified_and_cover_every_row():
+    labels = np.repeat([0, 1, 2], [50, 30, 21])
+    held = []
+    for fold in range(5):
+        train, val = cross_validation_fold(labels, 5, fold, seed=3)
+        assert np.intersect1d(train, val).size == 0 and len(train) + len(val) == len(labels)
+        assert np.all(np.diff(train) > 0) and np.all(np.diff(val) > 0)
+        counts = np.bincount(labels[val], minlength=3)
+        assert np.all(np.abs(counts - np.array([50, 30, 21]) / 5) <= 1)  # each class dealt evenly
+        held.append(val)
+    np.testing.assert_array_equal(np.sort(np.concatenate(held)), np.arange(len(labels)))
+    same = cross_validation_fold(labels, 5, 2, seed=3)[1]
+    np.testing.assert_array_equal(same, held[2])  # a fold depends only on (labels, folds, fold, seed)
+    assert not np.array_equal(cross_validation_fold(labels, 5, 2, seed=4)[1], held[2])
+
+
+@pytest.mark.parametrize(
+    ("folds", "fold", "message"),
+    [
+        (1, 0, r"expected folds as an int >= 2, got 1"),
+        (True, 0, r"expected folds as an int >= 2, got True"),
+        (5, 5, r"expected fold as an int in \[0, 4\], got 5"),
+        (5, -1, r"expected fold as an int in \[0, 4\], got -1"),
+        (5, "2", r"expected fold as an int in \[0, 4\], got '2'"),
+    ],
+)
+def test_cross_validation_fold_bad_arguments_are_named(folds, fold, message):
+    with pytest.raises(ValueError, match=message):
+        cross_validation_fold(np.zeros(10), folds, fold, seed=0)

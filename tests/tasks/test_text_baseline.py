@@ -53,3 +53,35 @@ def test_labkit_tokens_are_the_tasks_own(baseline):
     )
     with pytest.raises(ValueError, match=r"--tokenizer: expected one of \['labkit', 'labkit-plain', 'sklearn'\]"):
         baseline.tokenizer_options("spacy", task)
+
+
+def test_cross_validate_scores_every_fold_and_c(baseline, monkeypatch, register):
+    from labkit.data.text.datasets import make_splits
+
+    texts = {0: ["roses are red", "violets are blue", "sugar is sweet"], 1: ["segfault in the kernel", "null pointer"]}
+    items = [(f"{texts[c][i % len(texts[c])]} n{i}", c) for c in texts for i in range(12)]
+
+    class Toy:
+        classes = ["poems", "bugs"]
+        texts = [t for t, _ in items]
+        targets = [c for _, c in items]
+
+        def __len__(self):
+            return len(items)
+
+        def __getitem__(self, i):
+            return items[i]
+
+    name = register("baseline_cv_toy", lambda **kw: make_splits(Toy(), 0.2, 0.2, 0))
+    seen = []
+
+    def task(data, experiment="textcls_bow", overrides=()):
+        options = dict(o.removeprefix("data.").split("=") for o in overrides)
+        seen.append(options)
+        return TextClassification({"name": name, "cv_folds": int(options["cv_folds"]), "cv_fold": int(options["cv_fold"])})
+
+    monkeypatch.setattr(baseline, "labkit_task", task)
+    by_c = baseline.cross_validate("toy", "sklearn", 3, c_grid=(0.1, 10.0))
+    assert [s["cv_fold"] for s in seen] == ["0", "1", "2"]
+    assert set(by_c) == {0.1, 10.0} and all(len(v) == 3 for v in by_c.values())
+    assert by_c[10.0] == [1.0, 1.0, 1.0]  # separable by words: every fold right

@@ -194,3 +194,59 @@ def test_token_pattern_keeps_line_breaks_as_tokens(fortunes):
 def test_bad_token_pattern_is_named(data, error, message):
     with pytest.raises(error, match=message):
         TextClassification({"name": "fortunes", **data})
+
+
+def test_prepare_model_fits_term_weights_on_the_training_texts_only(fortunes):
+    from labkit.models.term_weights import naive_bayes_weights
+    from labkit.models.text import hashed_ngrams
+
+    task = make(fortunes, dataset_kwargs={"top_k": 3}, min_freq=1)
+    loaders = task.setup()
+    model = BagOfEmbeddings(**task.model_kwargs(), embed_dim=4, buckets=17, binary=True, weighting="nb")
+    task.prepare_model(model)
+    train = loaders.train.dataset
+    ids = np.zeros((len(train.ids), max(len(x) for x in train.ids)), dtype=np.int64)
+    for b, x in enumerate(train.ids):
+        ids[b, : len(x)] = x
+    grams = hashed_ngrams(ids, np.array([len(x) for x in train.ids]), 2, 17, len(task.vocab))
+    expected = naive_bayes_weights([(*grams, train.labels)], len(task.vocab) + 17, 3)
+    expected[task.vocab.pad_id] = 0.0
+    np.testing.assert_allclose(model.term_weights.numpy(), expected, rtol=1e-6)
+    # the <unk> id never occurs in the training ids (the vocabulary is theirs): it weighs 0
+    assert model.term_weights.numpy()[task.vocab.unk_id] == 0.0
+    assert task.evaluate(model, loaders.val)["accuracy"] >= 0.0
+
+
+def test_prepare_model_leaves_other_models_alone(fortunes):
+    task = make(fortunes, dataset_kwargs={"top_k": 3})
+    task.setup()
+    model = TextLSTM(**task.model_kwargs(), embed_dim=4, hidden_size=3, generator=labkit.Generator(0))
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    task.prepare_model(model)
+    assert all(np.array_equal(before[k], v.numpy()) for k, v in model.state_dict().items())
+
+
+def test_cross_validation_fold_pools_train_and_val_and_keeps_test(fortunes):
+    plain = make(fortunes, dataset_kwargs={"top_k": 3}).split_texts()
+    pooled = sorted(plain["train"][0] + plain["val"][0])
+    held = []
+    for fold in range(4):
+        split = make(fortunes, dataset_kwargs={"top_k": 3}, cv_folds=4, cv_fold=fold).split_texts()
+        assert split["test"][0] == plain["test"][0]  # test untouched
+        np.testing.assert_array_equal(split["test"][1], plain["test"][1])
+        assert sorted(split["train"][0] + split["val"][0]) == pooled
+        assert not set(split["train"][0]) & set(split["val"][0])
+        held += split["val"][0]
+    assert sorted(held) == pooled  # every pooled text is held out exactly once
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"cv_folds": 1}, r"TextClassification: data.cv_folds / data.cv_fold: .*expected folds as an int >= 2, got 1"),
+        ({"cv_folds": 3, "cv_fold": 3}, r"data.cv_folds / data.cv_fold: .*expected fold as an int in \[0, 2\], got 3"),
+    ],
+)
+def test_bad_cross_validation_options_are_named(fortunes, data, message):
+    with pytest.raises(ValueError, match=message):
+        make(fortunes, dataset_kwargs={"top_k": 3}, **data).split_texts()

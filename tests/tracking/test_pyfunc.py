@@ -63,6 +63,26 @@ def test_dataframe_rows_reshaped_and_checkpoint_path(tracker, tmp_path):
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_term_weighted_bag_serves_its_fitted_weights(tracker):
+    """A bag with naive Bayes term weights (a buffer fitted from training texts) predicts the same when served."""
+    import mlflow.pyfunc
+
+    config = {
+        "_target_": "labkit.models.BagOfEmbeddings", "vocab_size": 30, "num_classes": 3, "embed_dim": 4,
+        "buckets": 11, "pooling": "sqrtn", "binary": True, "weighting": "nb",
+    }  # fmt: skip
+    model = pyfunc.build_from_config(config)
+    rng = np.random.default_rng(2)
+    model.fit_term_weights([rng.integers(1, 30, size=n) for n in (3, 5, 4, 6)], np.array([0, 1, 2, 1]))
+    model.eval()
+    spec = {"model": config, "output": "class_ids", "input_dtype": "int64"}
+    uri = pyfunc.log_pyfunc_model(tracker, model, spec, artifact_path="nb_bag")
+    ids = rng.integers(1, 30, size=(6, 5))
+    ids[:, 3:] = 0  # right-padded rows
+    expected = reference(model, ids).argmax(-1)
+    np.testing.assert_array_equal(mlflow.pyfunc.load_model(uri).predict(ids), expected)
+
+
 def test_model_directory_holds_config_and_labkit_weights_not_pickles(tracker, tmp_path):
     model = pyfunc.build_from_config(MLP)
     pyfunc.log_pyfunc_model(tracker, model, {"model": MLP}, artifact_path="inspect")

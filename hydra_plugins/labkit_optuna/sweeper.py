@@ -27,6 +27,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.labkit_optuna.config import SweeperConfigError
+from labkit.runner.sweep_stop import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,12 @@ class LabkitOptunaSweeper(Sweeper):
         returns: list[Sequence[JobReturn]] = []
         launched = 0
         while launched < missing:
+            if stop_requested(sweep_dir):  # SIGINT/SIGTERM (labkit.runner.sweep_stop): no new trial
+                log.warning("study %s: stopped (%s) after %d of %d trials", study.study_name,
+                            stop_requested(sweep_dir), launched, missing)  # fmt: skip
+                break
             batch = min(self.n_jobs, missing - launched)
-            returns.append(self._run_batch(study, space, batch, study_mod))
+            returns.append(self._run_batch(study, space, batch, study_mod, sweep_dir))
             launched += batch
         self._write_results(study, space, storage, sweep_dir, launched, study_mod)
         return returns
@@ -165,7 +170,9 @@ class LabkitOptunaSweeper(Sweeper):
             return str(Path(str(work_dir)).expanduser())
         return str(OmegaConf.select(self.config, "hydra.runtime.cwd", default=None) or os.getcwd())
 
-    def _run_batch(self, study: Any, space: Any, size: int, study_mod: Any) -> Sequence[JobReturn]:
+    def _run_batch(
+        self, study: Any, space: Any, size: int, study_mod: Any, sweep_dir: Path | None = None
+    ) -> Sequence[JobReturn]:
         from optuna.trial import TrialState
 
         assert self.launcher is not None
@@ -193,6 +200,10 @@ class LabkitOptunaSweeper(Sweeper):
                     for rest in trials:
                         self._interrupt(study, rest, study_mod)
                     raise
+            if error is not None and stop_requested(sweep_dir):  # stopped, not failed: a resumed study reruns it
+                self._interrupt(study, trial, study_mod)
+                log.warning("trial %d: stopped by %s", trial.number, stop_requested(sweep_dir))
+                continue
             if error is None:
                 study.tell(trial, value)
                 log.info("trial %d: %s (%s)", trial.number, value, study_mod.params_summary(trial.params))

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, open_dict
 from labkit.runner.callbacks import TrainingInterrupted
 from labkit.runner.run import run
 from labkit.runner.schema import register_configs
+from labkit.runner.sweep_stop import SweepStop, stop_requested
 
 log = logging.getLogger("labkit.runner")
 
@@ -70,6 +71,10 @@ def job(cfg: DictConfig) -> Any:
             if cfg.tracking.get("uri") is None and sweep.get("tracking_uri"):
                 cfg.tracking.uri = sweep["tracking_uri"]
     parent = sweep["parent_run_id"] if sweep is not None else None
+    stopped = stop_requested(sweep.get("sweep_dir")) if sweep is not None else None
+    if stopped:  # the sweep was stopped: this trial does not start
+        log.warning("sweep stopped (%s): trial %s not started", stopped, hc.job.num)
+        return math.nan
     try:
         result = run(cfg, overrides=overrides, parent_run_id=parent)
     except TrainingInterrupted as exc:
@@ -79,8 +84,13 @@ def job(cfg: DictConfig) -> Any:
                 "trainer.resume=%s (docs/cluster.md)", hc.job.num, exc.run_id, exc.checkpoint, exc.run_id,
             )  # fmt: skip
             return math.nan
+        if multirun and sweep is not None:  # Ctrl-C or SIGTERM: this trial is KILLED, the sweep starts no other
+            SweepStop(sweep["sweep_dir"]).record(exc.signal_name)
+            log.error("trial %s stopped (%s): run %s KILLED with checkpoint %s", hc.job.num, exc.signal_name,
+                      exc.run_id, exc.checkpoint)  # fmt: skip
+            return math.nan
         if multirun:
-            raise  # Ctrl-C or SIGTERM: stop the whole sweep
+            raise  # no sweep callback: stop the whole sweep
         print(f"labkit train: interrupted ({exc.signal_name}); checkpoint {exc.checkpoint}", file=sys.stderr)
         print(f"  continue with: labkit train {' '.join(overrides)} trainer.resume={exc.run_id}", file=sys.stderr)
         raise SystemExit(130) from None

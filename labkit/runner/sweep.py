@@ -19,6 +19,10 @@ With ``--multirun`` it then
    (``sweep/trials.csv``, ``sweep/trials.md``; also written to the sweep dir), tags the
    parent with the best trial (``labkit.best.*``, metric ``best/<monitor>``) and ends it FINISHED.
 
+SIGINT or SIGTERM to the launching process stops the sweep (``labkit.runner.sweep_stop``): the
+running trials end KILLED with a checkpoint, no new trial starts, and the parent ends KILLED
+(tag ``labkit.sweep.stopped_by``) with the trials table; the command exits with 128 + the signal.
+
 The id travels in a file, not in ``MLFLOW_RUN_ID`` (which would override ``parent_run_id``
 in MLflow's fluent API) and not through any environment variable.
 """
@@ -30,6 +34,7 @@ import json
 import logging
 import math
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,7 @@ from labkit.runner.sweep_seeds import (
     csv_table,
     markdown_cell,
 )
+from labkit.runner.sweep_stop import SweepStop, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +78,7 @@ def sweep_context() -> dict[str, Any] | None:
     """What a multirun job needs to open its tracker under the sweep's parent run, else None.
 
     Returns ``{"parent_run_id", "tracking_uri", "experiment", "run_name", "overrides",
-    "monitor", "mode"}`` inside a Hydra multirun job whose sweep the callback opened;
+    "monitor", "mode", "sweep_dir"}`` inside a Hydra multirun job whose sweep the callback opened;
     ``None`` in a single run, outside Hydra, or when the callback is not registered.
     ``run_name`` is ``hydra.job.override_dirname`` (``job<N>`` when there are no overrides).
     """
@@ -87,13 +93,14 @@ def sweep_context() -> dict[str, Any] | None:
     path = Path(str(hydra.sweep.dir))
     if not path.is_absolute():
         path = Path(str(hydra.runtime.cwd)) / path
-    path = path / SWEEP_FILE
+    sweep_dir, path = path, path / SWEEP_FILE
     if not path.is_file():
         return None
     info = json.loads(path.read_text())
     overrides = str(hydra.job.override_dirname or "")
     return {
         **info,
+        "sweep_dir": str(sweep_dir),
         "run_name": overrides or f"job{hydra.job.num}",
         "overrides": overrides,
     }
@@ -195,6 +202,7 @@ class MLflowSweepCallback(Callback):
         self.tracker: Any = None
         self.sweep_dir: Path | None = None
         self._monitor = monitor
+        self._stop: SweepStop | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without the parent run's tracker: it belongs to the launching process.
@@ -206,6 +214,7 @@ class MLflowSweepCallback(Callback):
         """
         state = self.__dict__.copy()
         state["tracker"] = None
+        state["_stop"] = None  # the launching process's signal handler
         return state
 
     def _sweep_dir(self, config: DictConfig) -> Path:
@@ -248,25 +257,47 @@ class MLflowSweepCallback(Callback):
         log.info("sweep: parent run %s (%s) in %s", self.tracker.run_name, self.tracker.run_id, uri)
         # Hydra skips on_multirun_end when the sweeper raises: never leave the parent RUNNING
         atexit.register(self._end_unfinished, self.tracker)
+        self._stop = SweepStop(self.sweep_dir)  # SIGINT/SIGTERM: stop every trial cleanly, start no new one
+        self._stop.install()
 
     def _end_unfinished(self, tracker: Any) -> None:
         if self.tracker is tracker and not tracker.finished:
             self.tracker = None
+            stopped = stop_requested(self.sweep_dir)
+            try:  # the trials that ran, and no child left RUNNING
+                self._summarise(tracker, orphan_status="KILLED" if stopped else "FAILED")
+            except Exception as exc:
+                log.error("sweep: could not summarise the trials: %s: %s", type(exc).__name__, exc)
+            if stopped:
+                tracker.set_tags({"labkit.sweep.stopped_by": stopped})
+                tracker.finish("KILLED")
+                return
             tracker.set_tags({"labkit.error": "the sweep stopped before its end (see the launch's log)"})
             tracker.finish("FAILED")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._stop is not None:
+            self._stop.restore()
         if self.tracker is None:
             return
         tracker, self.tracker = self.tracker, None
+        stopped = stop_requested(self.sweep_dir)
         try:
-            self._summarise(tracker)
+            self._summarise(tracker, orphan_status="KILLED" if stopped else "FAILED")
         except BaseException:
             tracker.finish("FAILED")
             raise
-        tracker.finish("FINISHED")
+        if not stopped:
+            tracker.finish("FINISHED")
+            return
+        tracker.set_tags({"labkit.sweep.stopped_by": stopped})
+        tracker.finish("KILLED")
+        log.warning("sweep stopped (%s): parent run %s KILLED; the stopped trials resume with trainer.resume=RUN_ID",
+                    stopped, tracker.run_id)  # fmt: skip
+        signum = getattr(signal.Signals, stopped, signal.SIGINT)
+        raise SystemExit(128 + int(signum))
 
-    def _summarise(self, tracker: Any) -> None:
+    def _summarise(self, tracker: Any, orphan_status: str = "FAILED") -> None:
         from labkit.tracking.mlflow_tracker import PARENT_TAG
 
         def children() -> list[Any]:
@@ -277,7 +308,7 @@ class MLflowSweepCallback(Callback):
         orphans = [run for run in runs if run.info.status == "RUNNING"]
         for run in orphans:  # a job that died without ending its run (a killed worker) leaves it RUNNING
             tracker.client.set_tag(run.info.run_id, "labkit.error", "the job ended without ending its run")
-            tracker.client.set_terminated(run.info.run_id, "FAILED")
+            tracker.client.set_terminated(run.info.run_id, orphan_status)
         if orphans:
             runs = children()
         monitor, mode = sweep_monitor(runs, self._monitor, self.mode)

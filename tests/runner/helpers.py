@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.runner import Callback, compose
+from hydra.experimental.callback import Callback as HydraCallback
+
+from labkit.runner import Callback, allow_packages, compose
 
 CONF = Path(__file__).resolve().parent / "conf"
 TOY = ["task=toy", "model=toy_mlp", "data=toy", f"hydra.searchpath=[file://{CONF}]"]
@@ -44,3 +46,23 @@ def series(metrics: dict[str, list[tuple[int, float]]], skip: Sequence[str] = ("
 def final_metrics(result: dict[str, Any]) -> dict[str, Any]:
     """``run()``'s result without what names the run (id, store, checkpoint folder)."""
     return {k: v for k, v in result.items() if k not in ("run_id", "tracking_uri", "checkpoint_dir")}
+
+
+_ALLOWED: list[Any] = []  # the open allow_packages blocks of this process (not on the callback: it is pickled)
+
+
+class AllowToyTargets(HydraCallback):
+    """A Hydra callback that allows the toy task's ``_target_`` inside each job's own process.
+
+    ``allow_packages`` is per process and submitit starts a fresh interpreter for every trial;
+    Hydra's callbacks travel with the pickled job and run there (``on_job_start``).
+    """
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        block = allow_packages("tests.runner.toy")
+        block.__enter__()
+        _ALLOWED.append(block)
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        if _ALLOWED:
+            _ALLOWED.pop().__exit__(None, None, None)

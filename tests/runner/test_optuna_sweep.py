@@ -24,6 +24,7 @@ from hydra_plugins.labkit_optuna.config import LabkitOptunaSweeperConf  # noqa: 
 from hydra_plugins.labkit_optuna.sweeper import RESULTS_FILE, LabkitOptunaSweeper  # noqa: E402
 from labkit.runner import allow_packages  # noqa: E402
 from labkit.runner.hydra_app import main as train_main  # noqa: E402
+from labkit.runner.sweep_stop import STOP_FILE, SweepStop  # noqa: E402
 from tests.runner.helpers import TOY  # noqa: E402
 
 PARSER = OverridesParser.create()
@@ -274,6 +275,37 @@ def test_an_interrupted_batch_is_not_counted_and_the_next_launch_completes_the_s
     assert not previous & {t.params["x"] for t in trials[5:]}  # reseeded: no proposal repeated
     results = OmegaConf.load(tmp_path / "sweep" / RESULTS_FILE)
     assert results.launched == 5 and results.storage == f"sqlite:///{tmp_path}/study.db"  # under the launch dir
+
+
+class StoppingLauncher(FakeLauncher):
+    """The sweep is stopped (SIGTERM) during its second batch: that batch's jobs return NaN, as stopped trials do."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        super().__init__()
+        self.sweep_dir = sweep_dir
+
+    def launch(self, batch, initial_job_idx):
+        returns = super().launch(batch, initial_job_idx)
+        if len(self.calls) == 2:
+            SweepStop(self.sweep_dir).record("SIGTERM")
+            for ret in returns:
+                ret.status, ret.return_value = JobStatus.COMPLETED, math.nan
+        return returns
+
+
+def test_a_stopped_sweep_launches_no_new_batch_and_its_stopped_trials_are_rerun(tmp_path):
+    launcher = StoppingLauncher(tmp_path / "sweep")
+    sweeper = _sweeper(tmp_path, launcher)
+    sweeper.sweep([])
+    assert len(launcher.calls) == 2  # no third batch after the stop
+    trials = sweeper.study.get_trials()
+    assert len(trials) == 4 and all(t.user_attrs.get("labkit.interrupted") for t in trials[2:])
+    assert sum(_study.counts(t) for t in trials) == 2  # the stopped trials do not count toward n_trials
+
+    (tmp_path / "sweep" / STOP_FILE).unlink()  # a new launch of the same study
+    rerun = FakeLauncher()
+    _sweeper(tmp_path, rerun).sweep([])
+    assert [len(b) for _, b in rerun.calls] == [2, 2, 1]  # the 5 trials still missing of 7
 
 
 def test_a_missing_metric_or_search_space_stops_the_sweep_before_any_trial(tmp_path):

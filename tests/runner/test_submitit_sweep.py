@@ -19,38 +19,16 @@ from typing import Any
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 
-from labkit.runner import allow_packages
 from labkit.runner.hydra_app import CONFIG_DIR
 from labkit.runner.schema import register_configs
 from labkit.runner.sweep import SWEEP_FILE, MLflowSweepCallback
-from tests.runner.helpers import TOY
+from tests.runner.helpers import TOY, AllowToyTargets
 
 submitit = pytest.importorskip("submitit")  # the `cluster` extra: hydra-submitit-launcher
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-_ALLOWED: list[Any] = []  # the open allow_packages blocks of this process (not on the callback: it is pickled)
-
-
-class AllowToyTargets(Callback):
-    """A Hydra callback that allows the toy task's ``_target_`` inside each job's own process.
-
-    ``allow_packages`` is per process and submitit starts a fresh interpreter for every trial;
-    Hydra's callbacks travel with the pickled job and run there (``on_job_start``).
-    """
-
-    def on_job_start(self, config: Any, **kwargs: Any) -> None:
-        block = allow_packages("tests.runner.toy")
-        block.__enter__()
-        _ALLOWED.append(block)
-
-    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
-        if _ALLOWED:
-            _ALLOWED.pop().__exit__(None, None, None)
 
 
 def _hydra_compose(*overrides: str) -> Any:
@@ -160,7 +138,7 @@ def test_submitit_local_sweep_tracks_trials_of_other_processes_under_one_parent(
         "tracking=mlflow",
         "tracking.experiment=cluster",
         f"+hydra.callbacks.mlflow_sweep.uri=sqlite:///{store}",
-        f"+hydra.callbacks.allow_toy._target_={__name__}.AllowToyTargets",
+        f"+hydra.callbacks.allow_toy._target_={AllowToyTargets.__module__}.AllowToyTargets",
         f"hydra.sweep.dir={sweep_dir}",
         "trainer.max_epochs=1",
         "trainer.max_steps=2",

@@ -39,6 +39,8 @@ def test_experiment_composes_and_builds(name):
     loaders = task.setup(labkit.Generator(0))
     assert task.monitor_mode in ("min", "max") and isinstance(task.monitor, str)
     model = instantiate(cfg.model, "model")(**task.model_kwargs(), generator=labkit.Generator(1))
+    if hasattr(task, "prepare_model"):  # as the runner: statistics of the training data the model keeps
+        task.prepare_model(model)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     tuples = {k: tuple(v) for k, v in optim.items() if isinstance(v, list)}  # YAML lists -> betas pairs, as the runner
     optimizer = instantiate(optim, "optim")(model.parameters(), **tuples)
@@ -79,3 +81,27 @@ def test_data_option_is_read_by_its_task(data):
     model = instantiate(cfg.model, "model")(**task.model_kwargs())
     loss, _ = task.training_loss(model, next(iter(task.loaders.train)))
     assert math.isfinite(loss.item())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_smoke_run_against_a_temporary_mlflow_store(name, tmp_path):
+    """``labkit train experiment=NAME`` for one optimizer step, tracked in a fresh SQLite store: the run ends
+    FINISHED with its params, val and test metrics, config artifact and pyfunc model."""
+    from labkit.runner import run
+    from labkit.tracking.store import make_client
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    overrides = [
+        f"experiment={name}", "data.limit=64", "data.batch_size=4", "trainer.max_steps=1", "trainer.max_epochs=1",
+        "trainer.progress_bar=false", "tracking=mlflow", f"tracking.uri={uri}", f"work_dir={tmp_path}",
+    ]  # fmt: skip
+    result = run(compose(overrides))
+    client = make_client(uri)
+    record = client.get_run(result["run_id"])
+    assert record.info.status == "FINISHED" and result["step"] == 1
+    assert any(k.startswith("val/") for k in record.data.metrics), sorted(record.data.metrics)
+    assert any(k.startswith("test/") for k in record.data.metrics), sorted(record.data.metrics)
+    assert record.data.params["data.name"] and record.data.tags["labkit.model"].startswith("labkit.models.")
+    top = {a.path for a in client.list_artifacts(record.info.run_id)}
+    assert {"config.yaml", "model"} <= top, sorted(top)

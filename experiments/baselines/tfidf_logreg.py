@@ -132,10 +132,21 @@ def cross_validate(data: str, tokenizer: str, folds: int, c_grid: Sequence[float
     return out
 
 
+def c_values(text: str) -> tuple[float, ...]:
+    """``--c-grid``: comma-separated positive numbers."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or any(not v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers > 0, got {text!r}")
+    return values
+
+
 def main_cv(args: argparse.Namespace) -> dict[str, Any]:
     """``--cv-folds K``: the baseline's cross-validated accuracy for every C, logged as one run."""
     start = time.perf_counter()
-    by_c = cross_validate(args.data, args.tokenizer, args.cv_folds)
+    by_c = cross_validate(args.data, args.tokenizer, args.cv_folds, args.c_grid)
     means = {c: float(np.mean(v)) for c, v in by_c.items()}
     best = max(means, key=lambda c: (means[c], -c))
     seconds = time.perf_counter() - start
@@ -151,7 +162,7 @@ def main_cv(args: argparse.Namespace) -> dict[str, Any]:
         mlflow.set_tags({"labkit.baseline": "sklearn", "labkit.model": MODEL})
         mlflow.log_params(
             {"data.name": args.data, "model": MODEL, "tokenizer": args.tokenizer, "data.cv_folds": args.cv_folds,
-             "C": best, "C_grid": list(C_GRID)}
+             "C": best, "C_grid": list(args.c_grid)}
         )  # fmt: skip
         metrics = {f"cv/accuracy/C_{c:g}": m for c, m in means.items()}
         for fold, value in enumerate(by_c[best]):
@@ -170,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--cv-folds", type=int, default=None, metavar="K",
         help="instead: K-fold cross-validation over train + val (labkit's data.cv_folds folds); test is not read",
     )  # fmt: skip
+    parser.add_argument(
+        "--c-grid", type=c_values, default=C_GRID, metavar="C,C,...",
+        help="the inverse regularization strengths to choose from (default: %(default)s)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     if args.cv_folds is not None:
@@ -182,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     splits = task.split_texts()
     sizes = {k: len(v[0]) for k, v in splits.items()}
     log.info("%s splits %s, classes %s, tokens %s", args.data, sizes, task.classes, args.tokenizer)
-    result = fit(splits, tokenizer_options(args.tokenizer, task))
+    result = fit(splits, tokenizer_options(args.tokenizer, task), args.c_grid)
     seconds = time.perf_counter() - start
 
     import mlflow
@@ -190,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment(args.experiment)
     suffix = "" if args.tokenizer == "labkit" else f"_{args.tokenizer}"
+    if tuple(args.c_grid) != C_GRID:  # a run with another grid (e.g. one C chosen elsewhere) is named apart
+        suffix += "_C" + "_".join(f"{c:g}" for c in args.c_grid)
     with mlflow.start_run(run_name=f"tfidf_logreg_{args.data}{suffix}"):
         mlflow.set_tags(
             {
@@ -205,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "tokenizer": args.tokenizer,
                 "token_pattern": getattr(task.tokenizer, "pattern", "-") if args.tokenizer == "labkit" else "-",
                 "C": result["C"],
-                "C_grid": list(C_GRID),
+                "C_grid": list(args.c_grid),
                 "vocabulary": result["vocabulary"],
                 **{f"size/{k}": n for k, n in sizes.items()},
             }

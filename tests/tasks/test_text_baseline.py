@@ -62,9 +62,9 @@ def test_cross_validate_scores_every_fold_and_c(baseline, monkeypatch, register)
     items = [(f"{texts[c][i % len(texts[c])]} n{i}", c) for c in texts for i in range(12)]
 
     class Toy:
-        classes = ["poems", "bugs"]
-        texts = [t for t, _ in items]
-        targets = [c for _, c in items]
+        classes = ("poems", "bugs")
+        texts = tuple(t for t, _ in items)
+        targets = tuple(c for _, c in items)
 
         def __len__(self):
             return len(items)
@@ -78,10 +78,21 @@ def test_cross_validate_scores_every_fold_and_c(baseline, monkeypatch, register)
     def task(data, experiment="textcls_bow", overrides=()):
         options = dict(o.removeprefix("data.").split("=") for o in overrides)
         seen.append(options)
-        return TextClassification({"name": name, "cv_folds": int(options["cv_folds"]), "cv_fold": int(options["cv_fold"])})
+        return TextClassification(
+            {"name": name, "cv_folds": int(options["cv_folds"]), "cv_fold": int(options["cv_fold"])}
+        )
 
     monkeypatch.setattr(baseline, "labkit_task", task)
     by_c = baseline.cross_validate("toy", "sklearn", 3, c_grid=(0.1, 10.0))
     assert [s["cv_fold"] for s in seen] == ["0", "1", "2"]
     assert set(by_c) == {0.1, 10.0} and all(len(v) == 3 for v in by_c.values())
     assert by_c[10.0] == [1.0, 1.0, 1.0]  # separable by words: every fold right
+
+
+def test_c_grid_option_parses_and_refuses_bad_values(baseline):
+    import argparse
+
+    assert baseline.c_values("30") == (30.0,) and baseline.c_values("0.3,10") == (0.3, 10.0)
+    for bad in ("", "x", "0", "-1,3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected comma-separated numbers > 0"):
+            baseline.c_values(bad)

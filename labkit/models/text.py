@@ -20,7 +20,7 @@ import labkit.nn as nn
 from labkit.core.random import Generator, resolve
 from labkit.core.tensor import Tensor
 from labkit.models._checks import choice, positive_int, probability
-from labkit.models.term_weights import naive_bayes_weights, unique_features
+from labkit.models.bag_features import drop_features, hashed_ngrams, naive_bayes_weights, unique_features
 
 __all__ = [
     "BagOfEmbeddings",
@@ -33,9 +33,6 @@ __all__ = [
     "masked_combine",
     "masked_mean",
 ]
-
-# Multipliers of the n-gram hash (fastText uses a string hash; ids hash just as well once the vocab is fixed).
-_HASH_PRIMES = (1, 116_049_371, 1_000_003, 2_654_435_761)
 
 
 def _host(x: Any) -> np.ndarray:
@@ -103,56 +100,6 @@ def masked_max(x: Tensor, lengths: Any) -> Tensor:
     return F.max(F.masked_fill(x, mask, -np.inf), axis=1)  # (B, D)
 
 
-def hashed_ngrams(
-    ids: np.ndarray, lengths: np.ndarray, n: int, buckets: int, offset: int, pad_value: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Append hashed 2..n-gram ids (in ``[offset, offset + buckets)``) after each row's tokens.
-
-    ``ids (B, T)`` right-padded, ``lengths (B,)``. Returns ``(ids (B, T'), lengths (B,))`` where
-    row ``b`` holds its ``L`` tokens then its ``sum_k (L - k + 1)`` k-gram ids, then ``pad_value``.
-    """
-    ids = ids.astype(np.int64, copy=False)
-    rows = []
-    for row, length in zip(ids, lengths.astype(np.int64)):
-        tokens = row[:length].astype(np.uint64)
-        grams = [row[:length]]
-        for k in range(2, n + 1):
-            if length < k:
-                break
-            h = np.zeros(length - k + 1, dtype=np.uint64)
-            for j in range(k):  # h = sum_j token[i + j] * prime_j (mod 2^64), then mod buckets
-                h += tokens[j : length - k + 1 + j] * np.uint64(_HASH_PRIMES[j % len(_HASH_PRIMES)])
-            grams.append((h % np.uint64(buckets)).astype(np.int64) + offset)
-        rows.append(np.concatenate(grams))
-    new_lengths = np.array([len(r) for r in rows], dtype=np.int64)
-    out = np.full((len(rows), max(int(new_lengths.max(initial=0)), 1)), pad_value, dtype=np.int64)
-    for b, r in enumerate(rows):
-        out[b, : len(r)] = r
-    return out, new_lengths
-
-
-def drop_features(
-    ids: np.ndarray, lengths: np.ndarray, p: float, rng: np.random.Generator, pad_value: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Drop each of a row's first ``lengths[b]`` ids with probability ``p``, keeping at least one per row.
-
-    ``ids (B, T)`` right-padded, ``lengths (B,)`` -> ``(ids (B, T'), lengths (B,))``: the kept ids
-    in their order, then ``pad_value``. Word dropout for bags (Iyyer et al., 2015, "Deep
-    Unordered Composition"): a text's label must follow from any large part of its features.
-    """
-    lengths = lengths.astype(np.int64, copy=False)
-    real = np.arange(ids.shape[1])[None, :] < lengths[:, None]  # (B, T)
-    keep = real & (rng.random(ids.shape) >= p)
-    empty = ~keep.any(axis=1) & (lengths > 0)
-    keep[empty, 0] = True  # a row never becomes empty: its first feature stays
-    new_lengths = keep.sum(axis=1).astype(np.int64)
-    out = np.full((ids.shape[0], max(int(new_lengths.max(initial=0)), 1)), pad_value, dtype=np.int64)
-    positions = np.cumsum(keep, axis=1) - 1  # (B, T): where each kept id goes
-    rows = np.nonzero(keep)
-    out[rows[0], positions[rows]] = ids[rows]
-    return out, new_lengths
-
-
 class BagOfEmbeddings(nn.Module):
     """fastText: the mean of word and hashed n-gram embeddings, then dropout and a linear layer.
 
@@ -167,7 +114,7 @@ class BagOfEmbeddings(nn.Module):
     root of the feature count: the L2-normalized bag of a TF-IDF vectorizer, so long texts are not
     averaged away) or ``"sum"``. ``binary`` counts each feature once per text. ``weighting="nb"``
     weighs each feature by a supervised term weight, the root mean square over classes of its naive
-    Bayes log-count ratios (:func:`labkit.models.term_weights.naive_bayes_weights`, after NBSVM):
+    Bayes log-count ratios (:func:`labkit.models.bag_features.naive_bayes_weights`, after NBSVM):
     features that tell classes apart count more, ones spread evenly count less, unseen ones not at
     all. The weights are statistics of the training texts, so :meth:`fit_term_weights` must see those
     texts before training (the text task calls it); they are a buffer, saved with the model.

@@ -8,7 +8,7 @@ import pytest
 
 import labkit
 from labkit.models import BagOfEmbeddings
-from labkit.models.term_weights import naive_bayes_weights, unique_features
+from labkit.models.bag_features import naive_bayes_weights, unique_features
 from labkit.models.text import hashed_ngrams, masked_combine
 from labkit.testing import gradcheck
 

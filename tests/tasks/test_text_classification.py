@@ -197,7 +197,7 @@ def test_bad_token_pattern_is_named(data, error, message):
 
 
 def test_prepare_model_fits_term_weights_on_the_training_texts_only(fortunes):
-    from labkit.models.term_weights import naive_bayes_weights
+    from labkit.models.bag_features import naive_bayes_weights
     from labkit.models.text import hashed_ngrams
 
     task = make(fortunes, dataset_kwargs={"top_k": 3}, min_freq=1)

@@ -1,6 +1,7 @@
-"""Host-side helpers for bags of features: one count per feature, and supervised term weights.
+"""Host-side helpers for bags of features: hashed n-grams, feature dropout, one count per feature, and
+supervised term weights.
 
-Both take the padded feature arrays a bag model builds from token ids (``ids (B, T)`` right-padded,
+They take the padded id arrays a bag model builds from token ids (``ids (B, T)`` right-padded,
 ``lengths (B,)``), on the host: they steer which rows are read, not the math of a step.
 """
 
@@ -10,7 +11,60 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["naive_bayes_weights", "unique_features"]
+__all__ = ["drop_features", "hashed_ngrams", "naive_bayes_weights", "unique_features"]
+
+# Multipliers of the n-gram hash (fastText uses a string hash; ids hash just as well once the vocab is fixed).
+_HASH_PRIMES = (1, 116_049_371, 1_000_003, 2_654_435_761)
+
+
+def hashed_ngrams(
+    ids: np.ndarray, lengths: np.ndarray, n: int, buckets: int, offset: int, pad_value: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Append hashed 2..n-gram ids (in ``[offset, offset + buckets)``) after each row's tokens.
+
+    ``ids (B, T)`` right-padded, ``lengths (B,)``. Returns ``(ids (B, T'), lengths (B,))`` where
+    row ``b`` holds its ``L`` tokens then its ``sum_k (L - k + 1)`` k-gram ids, then ``pad_value``.
+    """
+    ids = ids.astype(np.int64, copy=False)
+    rows = []
+    for row, length in zip(ids, lengths.astype(np.int64)):
+        tokens = row[:length].astype(np.uint64)
+        grams = [row[:length]]
+        for k in range(2, n + 1):
+            if length < k:
+                break
+            h = np.zeros(length - k + 1, dtype=np.uint64)
+            for j in range(k):  # h = sum_j token[i + j] * prime_j (mod 2^64), then mod buckets
+                h += tokens[j : length - k + 1 + j] * np.uint64(_HASH_PRIMES[j % len(_HASH_PRIMES)])
+            grams.append((h % np.uint64(buckets)).astype(np.int64) + offset)
+        rows.append(np.concatenate(grams))
+    new_lengths = np.array([len(r) for r in rows], dtype=np.int64)
+    out = np.full((len(rows), max(int(new_lengths.max(initial=0)), 1)), pad_value, dtype=np.int64)
+    for b, r in enumerate(rows):
+        out[b, : len(r)] = r
+    return out, new_lengths
+
+
+def drop_features(
+    ids: np.ndarray, lengths: np.ndarray, p: float, rng: np.random.Generator, pad_value: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each of a row's first ``lengths[b]`` ids with probability ``p``, keeping at least one per row.
+
+    ``ids (B, T)`` right-padded, ``lengths (B,)`` -> ``(ids (B, T'), lengths (B,))``: the kept ids
+    in their order, then ``pad_value``. Word dropout for bags (Iyyer et al., 2015, "Deep
+    Unordered Composition"): a text's label must follow from any large part of its features.
+    """
+    lengths = lengths.astype(np.int64, copy=False)
+    real = np.arange(ids.shape[1])[None, :] < lengths[:, None]  # (B, T)
+    keep = real & (rng.random(ids.shape) >= p)
+    empty = ~keep.any(axis=1) & (lengths > 0)
+    keep[empty, 0] = True  # a row never becomes empty: its first feature stays
+    new_lengths = keep.sum(axis=1).astype(np.int64)
+    out = np.full((ids.shape[0], max(int(new_lengths.max(initial=0)), 1)), pad_value, dtype=np.int64)
+    positions = np.cumsum(keep, axis=1) - 1  # (B, T): where each kept id goes
+    rows = np.nonzero(keep)
+    out[rows[0], positions[rows]] = ids[rows]
+    return out, new_lengths
 
 
 def unique_features(ids: np.ndarray, lengths: np.ndarray, pad_value: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ import labkit.functional as F
 import labkit.nn as nn
 from labkit.core.random import Generator, resolve
 from labkit.core.tensor import Tensor
+from labkit.data.collate import pad_sequences
 from labkit.models._checks import choice, positive_int, probability
 from labkit.models.bag_features import drop_features, hashed_ngrams, naive_bayes_weights, unique_features
 
@@ -194,10 +195,7 @@ class BagOfEmbeddings(nn.Module):
         def bags() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
             for start in range(0, len(ids), batch_size):
                 rows = [_host(x).astype(np.int64).reshape(-1) for x in ids[start : start + batch_size]]
-                lengths = np.array([len(r) for r in rows], dtype=np.int64)
-                padded = np.full((len(rows), max(int(lengths.max(initial=0)), 1)), pad, dtype=np.int64)
-                for b, r in enumerate(rows):
-                    padded[b, : len(r)] = r
+                padded, lengths, _ = pad_sequences(rows, padding_value=pad)
                 yield (*self._features(padded, lengths), labels[start : start + batch_size])
 
         rows = self.vocab_size + self.buckets

@@ -257,7 +257,9 @@ class MLflowSweepCallback(Callback):
         log.info("sweep: parent run %s (%s) in %s", self.tracker.run_name, self.tracker.run_id, uri)
         # Hydra skips on_multirun_end when the sweeper raises: never leave the parent RUNNING
         atexit.register(self._end_unfinished, self.tracker)
-        self._stop = SweepStop(self.sweep_dir)  # SIGINT/SIGTERM: stop every trial cleanly, start no new one
+        launcher = str(_hydra_value(config, "hydra.launcher._target_", ""))
+        # SIGINT/SIGTERM: stop every trial cleanly, start no new one
+        self._stop = SweepStop(self.sweep_dir, in_process=launcher.endswith(".BasicLauncher"))
         self._stop.install()
 
     def _end_unfinished(self, tracker: Any) -> None:

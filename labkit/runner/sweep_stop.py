@@ -44,8 +44,9 @@ class SweepStop:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, sweep_dir: str | Path) -> None:
+    def __init__(self, sweep_dir: str | Path, in_process: bool = False) -> None:
         self.sweep_dir = Path(sweep_dir)
+        self.in_process = in_process  # the launcher runs the trials in this process (Hydra's BasicLauncher)
         self.signal_name: str | None = None
         self._previous: dict[int, Any] = {}
 
@@ -62,11 +63,11 @@ class SweepStop:
     def handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.signal_name is None
         name = self.record(signum)
-        workers = multiprocessing.active_children()  # a joblib launcher's loky workers
+        workers = multiprocessing.active_children()  # a joblib launcher's loky workers (or a trial's loader workers)
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signum)
-        if workers and first:
+        if workers and first and not self.in_process:
             log.warning(
                 "sweep stopped (%s): %d worker(s) stop their trials at the next step and write a checkpoint; "
                 "no new trial starts. Send the signal again to stop at once.", name, len(workers),

@@ -43,6 +43,19 @@ def test_handler_passes_the_signal_to_worker_processes_then_lets_them_finish(tmp
         stop.handle(signal.SIGTERM, None)
 
 
+def test_handler_of_an_in_process_launcher_interrupts_even_with_child_processes(tmp_path, monkeypatch):
+    class LoaderWorker:
+        pid = 21
+
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr("labkit.runner.sweep_stop.os.kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr("labkit.runner.sweep_stop.multiprocessing.active_children", lambda: [LoaderWorker()])
+    stop = SweepStop(tmp_path, in_process=True)  # the trial runs here; its data workers are not trials
+    with pytest.raises(KeyboardInterrupt):
+        stop.handle(signal.SIGTERM, None)
+    assert sent == [(21, signal.SIGTERM)] and stop_requested(tmp_path) == "SIGTERM"
+
+
 def test_handler_without_workers_interrupts_the_trial_in_this_process(tmp_path, monkeypatch):
     monkeypatch.setattr("labkit.runner.sweep_stop.multiprocessing.active_children", lambda: [])
     stop = SweepStop(tmp_path)

@@ -80,6 +80,24 @@ def scores(model: Any, x: Any, y: np.ndarray) -> dict[str, float]:
     }
 
 
+def make_vectorizer(tokens: dict[str, Any]) -> Any:
+    """The baseline's ``TfidfVectorizer`` (word 1-2-grams, sublinear tf) with the tokenizer options ``tokens``."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, **tokens)
+
+
+def run_name(args: argparse.Namespace) -> str:
+    """``tfidf_logreg_<data>[_<tokenizer>]``, then ``_cv<K>`` for cross-validation, else ``_C<c>...`` for
+    another C grid."""
+    name = f"tfidf_logreg_{args.data}" + ("" if args.tokenizer == "labkit" else f"_{args.tokenizer}")
+    if args.cv_folds is not None:
+        return f"{name}_cv{args.cv_folds}"
+    if tuple(args.c_grid) != C_GRID:  # a run with another grid (e.g. one C chosen elsewhere) is named apart
+        name += "_C" + "_".join(f"{c:g}" for c in args.c_grid)
+    return name
+
+
 def fit(
     splits: dict[str, tuple[list[str], np.ndarray]], tokens: dict[str, Any], c_grid: Sequence[float] = C_GRID
 ) -> dict[str, Any]:
@@ -88,10 +106,9 @@ def fit(
 
     Returns ``{"C", "val": scores, "test": scores, "val_by_C": {C: accuracy}, "vocabulary": int}``.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, **tokens)
+    vectorizer = make_vectorizer(tokens)
     x_train = vectorizer.fit_transform(splits["train"][0])
     x_val, x_test = vectorizer.transform(splits["val"][0]), vectorizer.transform(splits["test"][0])
     y_train, y_val, y_test = splits["train"][1], splits["val"][1], splits["test"][1]
@@ -114,16 +131,13 @@ def fit(
 def cross_validate(data: str, tokenizer: str, folds: int, c_grid: Sequence[float] = C_GRID) -> dict[float, list[float]]:
     """``{C: [validation accuracy of each fold]}`` over labkit's ``data.cv_folds=FOLDS`` folds of train + val
     (the folds ``labkit train ... data.cv_folds=FOLDS data.cv_fold=i`` trains on); test is never read."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     out: dict[float, list[float]] = {c: [] for c in c_grid}
     for fold in range(folds):
         task = labkit_task(data, overrides=[f"data.cv_folds={folds}", f"data.cv_fold={fold}"])
         splits = task.split_texts()
-        vectorizer = TfidfVectorizer(
-            ngram_range=(1, 2), min_df=1, sublinear_tf=True, **tokenizer_options(tokenizer, task)
-        )
+        vectorizer = make_vectorizer(tokenizer_options(tokenizer, task))
         x_train, x_val = vectorizer.fit_transform(splits["train"][0]), vectorizer.transform(splits["val"][0])
         for c in c_grid:
             model = LogisticRegression(C=c, max_iter=2000).fit(x_train, splits["train"][1])
@@ -157,8 +171,7 @@ def main_cv(args: argparse.Namespace) -> dict[str, Any]:
 
     mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment(args.experiment)
-    suffix = "" if args.tokenizer == "labkit" else f"_{args.tokenizer}"
-    with mlflow.start_run(run_name=f"tfidf_logreg_{args.data}{suffix}_cv{args.cv_folds}"):
+    with mlflow.start_run(run_name=run_name(args)):
         mlflow.set_tags({"labkit.baseline": "sklearn", "labkit.model": MODEL})
         mlflow.log_params(
             {"data.name": args.data, "model": MODEL, "tokenizer": args.tokenizer, "data.cv_folds": args.cv_folds,
@@ -204,10 +217,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment(args.experiment)
-    suffix = "" if args.tokenizer == "labkit" else f"_{args.tokenizer}"
-    if tuple(args.c_grid) != C_GRID:  # a run with another grid (e.g. one C chosen elsewhere) is named apart
-        suffix += "_C" + "_".join(f"{c:g}" for c in args.c_grid)
-    with mlflow.start_run(run_name=f"tfidf_logreg_{args.data}{suffix}"):
+    with mlflow.start_run(run_name=run_name(args)):
         mlflow.set_tags(
             {
                 "labkit.baseline": "sklearn",
